@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+// SSSonector: a TCP relay host that runs connections through stage plugins loaded with libltdl.
+import PackageDescription
+
+/// Stock and example stages are shared libraries (`lib<name>.so`) that the host loads at run time.
+/// They depend on `StageABI` and `StageKit` only: a Swift target linked by both the host and a
+/// plugin would exist twice in the process, with separate globals and type metadata.
+func stagePlugin(_ name: String, path: String) -> (Product, Target) {
+    (
+        .library(name: name, type: .dynamic, targets: [name]),
+        .target(name: name, dependencies: ["StageABI", "StageKit"], path: path)
+    )
+}
+
+let plugins = [
+    stagePlugin("bytecap", path: "Plugins/examples/bytecap"),
+]
+
+let package = Package(
+    name: "SSSonector",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sssonector", targets: ["sssonector"]),
+    ] + plugins.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "StageABI", path: "Sources/StageABI"),
+        .systemLibrary(name: "CLTDL", path: "Sources/CLTDL"),
+        .target(name: "ConfigValues", path: "Sources/ConfigValues"),
+        .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues"], path: "Sources/StageKit"),
+        .target(
+            name: "SSSonectorCore",
+            dependencies: [
+                "StageABI", "CLTDL", "ConfigValues",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/SSSonectorCore"
+        ),
+        .executableTarget(
+            name: "sssonector",
+            dependencies: [
+                "SSSonectorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/sssonector"
+        ),
+        .target(name: "ABIGoldenLayout", dependencies: ["StageABI"], path: "Tests/ABIGoldenLayout"),
+    ] + plugins.map(\.1)
+)

@@ -1,0 +1,312 @@
+import Foundation
+import StageABI
+
+/// Runs a pipeline's stage hooks for ONE connection, in life-cycle order (SPEC §4, ABI
+/// threading rules): open verdicts, upstream filter and selection, connect results with the
+/// stages' retry opinions, data grants per stage and direction, and close exactly once per
+/// entered stage. Independent of SwiftNIO: the relay drives it, and tests drive it directly.
+///
+/// Not thread-safe: confine it to the connection's event loop.
+public final class ConnectionChain {
+    public let chain: StageChain
+    private let hooks: ContiguousArray<StageHooks>
+    private let conn: UnsafeMutablePointer<sss_conn>
+    private let peerIP: UnsafeMutablePointer<CChar>
+    private let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    /// Per-stage events for this connection (narrowed by on_open).
+    private var connectionEvents: ContiguousArray<UInt64>
+    /// Per-stage, per-direction stream offset each stage has granted up to.
+    private var granted: ContiguousArray<UInt64>
+    /// Number of stages the connection entered (on_open reached them).
+    public private(set) var entered = 0
+    public private(set) var isClosed = false
+    /// Whether any entered stage wants data events in each direction.
+    public private(set) var inspectsUp = false
+    public private(set) var inspectsDown = false
+    /// Per-stage, per-direction: the stage has been told about EOF.
+    private var eofOffered: ContiguousArray<Bool>
+    /// This connection's copy of the upstream set (live `active` figures), built on demand.
+    private var upstreamItems: UnsafeMutablePointer<sss_upstream>?
+    private var upstreamItemsCapacity = 0
+    private let upstreamSet: UnsafeMutablePointer<sss_upstream_set>
+    private var eligible: [UInt8] = []
+
+    /// How `open` ended.
+    public enum OpenOutcome: Equatable {
+        case accepted
+        case rejected(stage: Int, reasonCode: UInt32, text: String)
+    }
+
+    /// What `choose` decided.
+    public enum Choice: Equatable {
+        case upstream(index: Int)
+        case noUpstream
+        case rejected(stage: Int)
+    }
+
+    public init(chain: StageChain, id: UInt64, threadIndex: Int, peer: sss_addr, local: sss_addr,
+                peerIP: String, acceptedAt: UInt64) {
+        self.chain = chain
+        self.hooks = chain.hooks
+        let count = chain.hooks.count
+        self.connectionEvents = ContiguousArray(chain.hooks.map(\.events))
+        self.granted = ContiguousArray(repeating: 0, count: count * 2)
+        self.eofOffered = ContiguousArray(repeating: false, count: count * 2)
+        self.upstreamSet = .allocate(capacity: 1)
+        upstreamSet.initialize(to: sss_upstream_set())
+        self.slots = .allocate(capacity: max(count, 1))
+        slots.initialize(repeating: nil, count: max(count, 1))
+        self.peerIP = strdup(peerIP)
+        self.conn = .allocate(capacity: 1)
+        conn.initialize(to: sss_conn(
+            struct_size: UInt32(MemoryLayout<sss_conn>.size), thread_index: UInt32(threadIndex),
+            id: id, peer: peer, local: local,
+            peer_ip: sss_str(ptr: self.peerIP, len: UInt64(peerIP.utf8.count)),
+            pipeline: sss_str(ptr: chain.pipelineName, len: UInt64(chain.pipelineNameLength)),
+            listener: sss_str(ptr: chain.listenerText, len: UInt64(chain.listenerTextLength)),
+            accepted_ns: acceptedAt, now_ns: acceptedAt, upstream_index: -1, attempt: 0,
+            upstream_id: 0))
+    }
+
+    deinit {
+        precondition(isClosed || entered == 0, "a connection chain was dropped without close")
+        conn.deallocate()
+        slots.deallocate()
+        free(peerIP)
+        upstreamItems?.deallocate()
+        upstreamSet.deallocate()
+    }
+
+    /// The connection's id.
+    public var id: UInt64 { conn.pointee.id }
+
+    // MARK: open
+
+    /// Calls on_open of each stage in order until one rejects. A stage is entered when the
+    /// chain reaches it (whether or not it asked for the open event); later stages never see a
+    /// rejected connection.
+    public func open(now: UInt64) -> OpenOutcome {
+        conn.pointee.now_ns = now
+        var reason = [CChar](repeating: 0, count: 256)
+        for i in 0..<hooks.count {
+            entered = i + 1
+            let h = hooks[i]
+            guard h.events & SSS_EV_OPEN != 0, let onOpen = h.onOpen else { continue }
+            var result = sss_open_result(
+                struct_size: UInt32(MemoryLayout<sss_open_result>.size), reason_code: 0,
+                events: h.events, reason_buf: nil, reason_cap: 0)
+            let verdict = reason.withUnsafeMutableBufferPointer { buf in
+                result.reason_buf = buf.baseAddress
+                result.reason_cap = UInt64(buf.count)
+                return onOpen(h.inst, conn, slots + i, &result)
+            }
+            // A connection may only narrow what the instance asked for.
+            connectionEvents[i] = h.events & result.events
+            if verdict == SSS_REJECT {
+                let code = result.reason_code == SSS_REASON_NONE ? SSS_REASON_POLICY : result.reason_code
+                return .rejected(stage: i, reasonCode: code, text: String(nulTerminated: reason))
+            }
+        }
+        inspectsUp = connectionEvents.contains { $0 & SSS_EV_DATA_UP != 0 }
+        inspectsDown = connectionEvents.contains { $0 & SSS_EV_DATA_DOWN != 0 }
+        return .accepted
+    }
+
+    // MARK: upstreams
+
+    /// Filters the eligible set through the stages, then lets selecting stages choose; without
+    /// a choice the host takes the next eligible upstream round robin. Upstreams in `tried`
+    /// (ids) are skipped while any eligible upstream remains untried.
+    public func choose(from snapshot: UpstreamSnapshot, tried: Set<UInt64>, now: UInt64) -> Choice {
+        let count = snapshot.count
+        guard count > 0 else { return .noUpstream }
+        let set = prepareView(snapshot)
+        eligible.removeAll(keepingCapacity: true)
+        for entry in snapshot.entries { eligible.append(entry.draining ? 0 : 1) }
+        conn.pointee.now_ns = now
+        for i in 0..<entered where connectionEvents[i] & SSS_EV_FILTER_UPSTREAMS != 0 {
+            let h = hooks[i]
+            eligible.withUnsafeMutableBufferPointer { h.onFilter?(h.inst, conn, slots + i, set, $0.baseAddress) }
+        }
+        if !tried.isEmpty {
+            let untried = (0..<count).contains { eligible[$0] != 0 && !tried.contains(snapshot.entries[$0].id) }
+            if untried {
+                for i in 0..<count where tried.contains(snapshot.entries[i].id) { eligible[i] = 0 }
+            }
+        }
+        let eligibleCount = eligible.reduce(0) { $0 + Int($1 != 0 ? 1 : 0) }
+        guard eligibleCount > 0 else { return .noUpstream }
+        for i in 0..<entered where connectionEvents[i] & SSS_EV_SELECT_UPSTREAM != 0 {
+            let h = hooks[i]
+            var index: UInt32 = UInt32.max
+            let answer = eligible.withUnsafeBufferPointer { h.onSelect?(h.inst, conn, slots + i, set, $0.baseAddress, &index) } ?? SSS_SELECT_NO_OPINION
+            if answer == SSS_SELECT_REJECT { return .rejected(stage: i) }
+            if answer == SSS_SELECT_CHOSEN, Int(index) < count, eligible[Int(index)] != 0 {
+                return .upstream(index: Int(index))
+            }
+        }
+        var nth = Int(chain.roundRobin.take() % UInt64(eligibleCount))
+        for i in 0..<count where eligible[i] != 0 {
+            if nth == 0 { return .upstream(index: i) }
+            nth -= 1
+        }
+        return .noUpstream
+    }
+
+    /// Records the upstream about to be tried (index in `snapshot`) and the attempt number.
+    public func beginAttempt(upstream index: Int, in snapshot: UpstreamSnapshot, attempt: Int) {
+        conn.pointee.upstream_index = Int32(index)
+        conn.pointee.upstream_id = snapshot.entries[index].id
+        conn.pointee.attempt = UInt32(attempt)
+    }
+
+    /// Reports one connect attempt to every stage that wants results; returns the first
+    /// opinion in chain order (NO_OPINION when none, and always after a success).
+    public func report(outcome: UInt32, upstream index: Int, in snapshot: UpstreamSnapshot,
+                       attempt: Int, osErrno: Int32, latency: UInt64, remainingUntried: Int,
+                       now: UInt64) -> sss_retry_decision {
+        conn.pointee.now_ns = now
+        var result = sss_upstream_result(
+            struct_size: UInt32(MemoryLayout<sss_upstream_result>.size), outcome: outcome,
+            upstream_index: UInt32(index), attempt: UInt32(attempt),
+            upstream_id: snapshot.entries[index].id, os_errno: osErrno,
+            remaining_untried: UInt32(remainingUntried), latency_ns: latency)
+        var first = sss_retry_decision(struct_size: UInt32(MemoryLayout<sss_retry_decision>.size),
+                                       action: SSS_RETRY_NO_OPINION, retry_after_ns: 0)
+        for i in 0..<entered where connectionEvents[i] & SSS_EV_UPSTREAM_RESULT != 0 {
+            let h = hooks[i]
+            var decision = sss_retry_decision(struct_size: UInt32(MemoryLayout<sss_retry_decision>.size),
+                                              action: SSS_RETRY_NO_OPINION, retry_after_ns: 0)
+            h.onResult?(h.inst, conn, slots + i, &result, &decision)
+            if first.action == SSS_RETRY_NO_OPINION, outcome != SSS_CONNECT_OK,
+               decision.action == SSS_RETRY_AFTER || decision.action == SSS_RETRY_GIVE_UP {
+                first = decision
+            }
+        }
+        return first
+    }
+
+    private func prepareView(_ snapshot: UpstreamSnapshot) -> UnsafePointer<sss_upstream_set> {
+        let items: UnsafeMutablePointer<sss_upstream>
+        if let existing = upstreamItems, upstreamItemsCapacity >= snapshot.count {
+            items = existing
+        } else {
+            upstreamItems?.deallocate()
+            items = .allocate(capacity: snapshot.count)
+            items.initialize(repeating: sss_upstream(), count: snapshot.count)
+            upstreamItems = items
+            upstreamItemsCapacity = snapshot.count
+        }
+        snapshot.fillView(items: items, set: upstreamSet)
+        return UnsafePointer(upstreamSet)
+    }
+
+    // MARK: data
+
+    /// The result of offering bytes in one direction.
+    public struct Grant: Equatable {
+        /// Stream offset up to which every stage has granted: the relay may write up to here.
+        public var releasedUpTo: UInt64
+        /// When > 0, offer again after this many nanoseconds (the smallest a stage asked for).
+        public var retryAfter: UInt64
+        /// Set when a stage asked to close the connection (its reason code).
+        public var closeReason: UInt32?
+    }
+
+    /// Offers the bytes of `direction` received so far (`received` is the stream offset after
+    /// the last byte read) to each entered data stage in order. Stage k sees only what stage
+    /// k-1 granted and it has not; each stage counts each byte once.
+    /// `slices(offset, count)` must return read-only views of those stream bytes; it is called
+    /// only for stages that asked for slices.
+    public func offer(
+        direction: UInt32, received: UInt64, eof: Bool, buffered: UInt64, now: UInt64,
+        reoffer: Bool, slices: (UInt64, UInt64) -> [sss_slice] = { _, _ in [] }
+    ) -> Grant {
+        let bit = direction == SSS_DIR_UP ? SSS_EV_DATA_UP : SSS_EV_DATA_DOWN
+        var upTo = received
+        var retry: UInt64 = 0
+        conn.pointee.now_ns = now
+        for i in 0..<entered where connectionEvents[i] & bit != 0 {
+            let slot = i * 2 + Int(direction)
+            let offset = granted[slot]
+            let avail = upTo &- offset
+            // The EOF flag rides on the call with the final bytes, or on one call of its own.
+            let tellEOF = eof && !eofOffered[slot]
+            if avail == 0 && !tellEOF { upTo = offset; continue }
+            let h = hooks[i]
+            var args = sss_data_args(
+                struct_size: UInt32(MemoryLayout<sss_data_args>.size), dir: direction,
+                offset: offset, avail: avail, buffered: buffered, now_ns: now,
+                flags: (eof ? SSS_DATA_EOF : 0) | (reoffer ? SSS_DATA_REOFFER : 0),
+                slice_count: 0, slices: nil)
+            var out = sss_data_result(struct_size: UInt32(MemoryLayout<sss_data_result>.size),
+                                      close_reason: 0, granted: avail, retry_after_ns: 0)
+            let verdict: UInt32
+            if connectionEvents[i] & SSS_EV_DATA_SLICES != 0, avail > 0 {
+                let views = slices(offset, avail)
+                verdict = views.withUnsafeBufferPointer { buf in
+                    args.slice_count = UInt32(buf.count)
+                    args.slices = buf.baseAddress
+                    return h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
+                }
+            } else {
+                verdict = h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
+            }
+            if verdict == SSS_DATA_CLOSE {
+                return Grant(releasedUpTo: upTo, retryAfter: 0, closeReason: out.close_reason)
+            }
+            let given = min(out.granted, avail)
+            granted[slot] = offset + given
+            if tellEOF && given == avail { eofOffered[slot] = true }
+            if given < avail, out.retry_after_ns > 0 {
+                retry = retry == 0 ? out.retry_after_ns : min(retry, out.retry_after_ns)
+            }
+            upTo = offset + given
+        }
+        return Grant(releasedUpTo: upTo, retryAfter: retry, closeReason: nil)
+    }
+
+    // MARK: close
+
+    /// What the close hook reports; filled by the relay.
+    public struct CloseInfo {
+        public var cause: UInt32
+        public var rejectedBy: Int = -1
+        public var reasonCode: UInt32 = SSS_REASON_NONE
+        public var reasonText: String = ""
+        public var upstreamIndex: Int = -1
+        public var upstreamID: UInt64 = 0
+        public var attempts: Int = 0
+        public var bytesUp: UInt64 = 0
+        public var bytesDown: UInt64 = 0
+        public var duration: UInt64 = 0
+        public var connectLatency: UInt64 = 0
+
+        public init(cause: UInt32) { self.cause = cause }
+    }
+
+    /// Calls on_close once for every entered stage that wants it, then frees nothing of the
+    /// stages' (their slots are theirs). Later calls do nothing.
+    public func close(_ info: CloseInfo, now: UInt64) {
+        guard !isClosed else { return }
+        isClosed = true
+        conn.pointee.now_ns = now
+        let rejectedName = info.rejectedBy >= 0 && info.rejectedBy < chain.stages.count
+            ? chain.stages[info.rejectedBy].name : ""
+        rejectedName.withSSSString { name in
+            info.reasonText.withSSSString { text in
+                var ci = sss_close_info(
+                    struct_size: UInt32(MemoryLayout<sss_close_info>.size), cause: info.cause,
+                    rejected_by: Int32(info.rejectedBy), reason_code: info.reasonCode,
+                    rejected_by_name: name, reason_text: text,
+                    upstream_index: Int32(info.upstreamIndex), attempts: UInt32(info.attempts),
+                    upstream_id: info.upstreamID, bytes_up: info.bytesUp, bytes_down: info.bytesDown,
+                    duration_ns: info.duration, connect_latency_ns: info.connectLatency)
+                for i in 0..<entered where connectionEvents[i] & SSS_EV_CLOSE != 0 {
+                    let h = hooks[i]
+                    h.onClose?(h.inst, conn, slots[i], &ci)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Glibc
+import StageABI
+
+/// The hook table of one stage, flattened into plain values so the per-connection code reads
+/// it without reference counting.
+struct StageHooks {
+    let inst: UnsafeMutableRawPointer?
+    let events: UInt64
+    let onOpen: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<sss_open_result>?) -> UInt32)?
+    let onFilter: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_set>?, UnsafeMutablePointer<UInt8>?) -> Void)?
+    let onSelect: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_set>?, UnsafePointer<UInt8>?, UnsafeMutablePointer<UInt32>?) -> UInt32)?
+    let onResult: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_result>?, UnsafeMutablePointer<sss_retry_decision>?) -> Void)?
+    let onData: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_data_args>?, UnsafeMutablePointer<sss_data_result>?) -> UInt32)?
+    let onClose: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutableRawPointer?, UnsafePointer<sss_close_info>?) -> Void)?
+
+    init(_ stage: StageInstance) {
+        inst = stage.inst
+        events = stage.events.rawValue
+        let h = stage.hooks
+        onOpen = h.on_open
+        onFilter = h.on_filter_upstreams
+        onSelect = h.on_select_upstream
+        onResult = h.on_upstream_result
+        onData = h.on_data
+        onClose = h.on_close
+    }
+}
+
+/// A pipeline's ordered stages, with the hook tables that connections call. Immutable; a
+/// reload builds a new chain. Shared by every connection of the pipeline.
+public final class StageChain: @unchecked Sendable {  // immutable after init
+    public let stages: [StageInstance]
+    let hooks: ContiguousArray<StageHooks>
+    /// Union of every stage's events: what any connection may need.
+    public let events: StageEvents
+    /// Pipeline name and listener text, NUL-terminated, for `sss_conn`.
+    let pipelineName: UnsafeMutablePointer<CChar>
+    let listenerText: UnsafeMutablePointer<CChar>
+    let pipelineNameLength: Int
+    let listenerTextLength: Int
+    /// The host's round-robin position when no stage selects.
+    let roundRobin = RoundRobinCounter()
+
+    public init(stages: [StageInstance], pipeline: String, listener: String) {
+        self.stages = stages
+        self.hooks = ContiguousArray(stages.map(StageHooks.init))
+        self.events = stages.reduce(StageEvents()) { $0.union($1.events) }
+        pipelineName = strdup(pipeline)
+        listenerText = strdup(listener)
+        pipelineNameLength = pipeline.utf8.count
+        listenerTextLength = listener.utf8.count
+    }
+
+    deinit {
+        free(pipelineName)
+        free(listenerText)
+    }
+
+    /// Destroys every instance (after every connection has closed).
+    public func destroyAll() {
+        for stage in stages { stage.destroy() }
+    }
+}
+
+import Synchronization
+
+/// A shared counter for the host's default round robin.
+final class RoundRobinCounter: Sendable {
+    private let next = Atomic<UInt64>(0)
+    func take() -> UInt64 { next.wrappingAdd(1, ordering: .relaxed).oldValue }
+}

@@ -1,0 +1,118 @@
+import Logging
+import StageABI
+
+/// One created stage instance in a pipeline's chain: the plugin's `inst` pointer, the hooks it
+/// serves, the events it asked for, and the host services bound to it.
+///
+/// Connection hooks are called by `ConnectionChain`; this type owns the instance's life cycle
+/// (create, destroy) and the control-thread hooks (tick, stats, control).
+public final class StageInstance: @unchecked Sendable {  // inst is thread-safe by ABI contract
+    /// The stage's `name` in the pipeline.
+    public let name: String
+    public let type: StageType
+    /// Events this instance wants (subset of the type's).
+    public let events: StageEvents
+    public let tickIntervalMilliseconds: UInt32
+    public let services: HostServices
+    let inst: UnsafeMutableRawPointer?
+    let hooks: sss_stage_type
+    private var destroyed = false
+
+    /// Creates an instance through the type's `create` hook. Throws `PluginError.configRejected`
+    /// with the stage's own error text when it rejects its config.
+    public init(
+        type: StageType, name: String, pipeline: String, configJSON: String,
+        upstreams: UpstreamSnapshot, threadCount: Int, services: HostServices
+    ) throws(PluginError) {
+        self.name = name
+        self.type = type
+        self.services = services
+        self.hooks = type.descriptor
+        var result = sss_create_result(
+            struct_size: UInt32(MemoryLayout<sss_create_result>.size), tick_interval_ms: 0,
+            inst: nil, events: type.supportedEvents.rawValue)
+        var errorText = [CChar](repeating: 0, count: 1024)
+        let status: sss_status = pipeline.withSSSString { pipelineName in
+            name.withSSSString { instanceName in
+                type.name.withSSSString { typeName in
+                    configJSON.withSSSString { config in
+                        errorText.withUnsafeMutableBufferPointer { err in
+                            var args = sss_create_args(
+                                struct_size: UInt32(MemoryLayout<sss_create_args>.size),
+                                thread_count: UInt32(threadCount), host: services.api,
+                                pipeline_name: pipelineName, instance_name: instanceName,
+                                type_name: typeName, config_json: config,
+                                upstreams: upstreams.staticView,
+                                err_buf: err.baseAddress, err_cap: UInt64(err.count))
+                            return type.descriptor.create!(&args, &result)
+                        }
+                    }
+                }
+            }
+        }
+        guard status == SSS_OK else {
+            let text = String(nulTerminated: errorText)
+            throw PluginError(.configRejected, library: type.library,
+                              text.isEmpty ? "create failed with status \(status)" : text)
+        }
+        // An instance may narrow its events, never widen them beyond what the type declared.
+        self.events = StageEvents(rawValue: result.events).intersection(type.supportedEvents)
+        self.tickIntervalMilliseconds = events.contains(.tick) ? result.tick_interval_ms : 0
+        self.inst = result.inst
+    }
+
+    /// Destroys the instance. Call once, after every connection that entered it has closed.
+    public func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        hooks.destroy?(inst)
+    }
+
+    /// Runs the tick hook (control thread).
+    public func tick(now: UInt64) {
+        guard events.contains(.tick), let onTick = hooks.on_tick else { return }
+        onTick(inst, now)
+    }
+
+    /// The stage's stats as one JSON text, or nil when it has none or wrote nothing.
+    public func statsJSON() -> String? {
+        guard events.contains(.stats), let onStats = hooks.on_stats else { return nil }
+        let collector = SinkCollector()
+        let status = collector.withSink { onStats(inst, $0) }
+        return status == SSS_OK && !collector.bytes.isEmpty ? collector.text : nil
+    }
+
+    /// Sends a JSON control command; returns the status and the stage's JSON answer.
+    public func control(_ command: String) -> (status: Int32, answer: String) {
+        guard events.contains(.control), let onControl = hooks.on_control else {
+            return (SSS_E_UNSUPPORTED, #"{"error":"stage has no control hook"}"#)
+        }
+        let collector = SinkCollector()
+        let status = command.withSSSString { cmd in collector.withSink { onControl(inst, cmd, $0) } }
+        return (status, collector.text)
+    }
+}
+
+/// Collects what a stage writes into an `sss_sink`.
+final class SinkCollector {
+    private(set) var bytes: [UInt8] = []
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    func withSink<R>(_ body: (UnsafePointer<sss_sink>) -> R) -> R {
+        var sink = sss_sink(ctx: Unmanaged.passUnretained(self).toOpaque(), write: { ctx, ptr, len in
+            guard let ctx, let ptr else { return SSS_E_ARGUMENT }
+            let collector = Unmanaged<SinkCollector>.fromOpaque(ctx).takeUnretainedValue()
+            collector.bytes.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: Int(len)))
+            return SSS_OK
+        })
+        return withExtendedLifetime(self) { body(&sink) }
+    }
+}
+
+extension String {
+    /// Calls `body` with this string as a NUL-terminated `sss_str` valid for the call.
+    func withSSSString<R>(_ body: (sss_str) -> R) -> R {
+        let length = UInt64(utf8.count)
+        return withCString { body(sss_str(ptr: $0, len: length)) }
+    }
+}
