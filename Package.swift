@@ -48,6 +48,7 @@ let package = Package(
                 "SSSonectorCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/sssonector"
         ),

@@ -216,11 +216,10 @@ public final class ConnectionChain {
     /// Offers the bytes of `direction` received so far (`received` is the stream offset after
     /// the last byte read) to each entered data stage in order. Stage k sees only what stage
     /// k-1 granted and it has not; each stage counts each byte once.
-    /// `slices(offset, count)` must return read-only views of those stream bytes; it is called
-    /// only for stages that asked for slices.
-    public func offer(
+    /// `slices` gives read-only views of held stream bytes, only to stages that asked for them.
+    public func offer<Slices: DataSliceSource>(
         direction: UInt32, received: UInt64, eof: Bool, buffered: UInt64, now: UInt64,
-        reoffer: Bool, slices: (UInt64, UInt64) -> [sss_slice] = { _, _ in [] }
+        reoffer: Bool, slices: Slices
     ) -> Grant {
         let bit = direction == SSS_DIR_UP ? SSS_EV_DATA_UP : SSS_EV_DATA_DOWN
         var upTo = received
@@ -243,11 +242,12 @@ public final class ConnectionChain {
                                       close_reason: 0, granted: avail, retry_after_ns: 0)
             let verdict: UInt32
             if connectionEvents[i] & SSS_EV_DATA_SLICES != 0, avail > 0 {
-                let views = slices(offset, avail)
-                verdict = views.withUnsafeBufferPointer { buf in
+                let slot = slots + i
+                let conn = self.conn
+                verdict = slices.withSlices(offset: offset, count: avail) { buf in
                     args.slice_count = UInt32(buf.count)
                     args.slices = buf.baseAddress
-                    return h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
+                    return h.onData?(h.inst, conn, slot, &args, &out) ?? SSS_DATA_CONTINUE
                 }
             } else {
                 verdict = h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
@@ -264,6 +264,13 @@ public final class ConnectionChain {
             upTo = offset + given
         }
         return Grant(releasedUpTo: upTo, retryAfter: retry, closeReason: nil)
+    }
+
+    /// Offers bytes with no slice source (no stage in the chain asks for payload views).
+    public func offer(direction: UInt32, received: UInt64, eof: Bool, buffered: UInt64, now: UInt64,
+                      reoffer: Bool) -> Grant {
+        offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
+              reoffer: reoffer, slices: NoDataSlices())
     }
 
     // MARK: close
@@ -308,5 +315,19 @@ public final class ConnectionChain {
                 }
             }
         }
+    }
+}
+
+/// Read-only views of the bytes a relay holds, for stages that asked for payload slices.
+public protocol DataSliceSource {
+    /// Calls `body` with slices covering stream bytes [offset, offset + count) in order.
+    func withSlices(offset: UInt64, count: UInt64, _ body: (UnsafeBufferPointer<sss_slice>) -> UInt32) -> UInt32
+}
+
+/// A slice source with no bytes (tests, and relays whose chain wants none).
+public struct NoDataSlices: DataSliceSource {
+    public init() {}
+    public func withSlices(offset: UInt64, count: UInt64, _ body: (UnsafeBufferPointer<sss_slice>) -> UInt32) -> UInt32 {
+        body(UnsafeBufferPointer(start: nil, count: 0))
     }
 }

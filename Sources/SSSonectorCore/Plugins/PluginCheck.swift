@@ -35,21 +35,25 @@ public enum PluginCheck {
             return PluginCheckReport(library: path, plugin: nil, problems: problems, passed: passed)
         }
         passed.append("exports \(SSS_ENTRY_SYMBOL); ABI \(library.abiMajor).\(library.abiMinor) (host \(SSS_ABI_MAJOR).\(SSS_ABI_MINOR))")
-        passed.append("module descriptor and \(library.types.count) stage type(s) have valid sizes")
+        if problems.isEmpty {
+            passed.append("module descriptor and \(library.types.count) stage type(s) have valid sizes")
+        }
         for type in library.types {
             passed.append("type '\(type.name)': hooks present for events \(type.supportedEvents)")
-            if let problem = createAndDestroy(type) {
-                problems.append("\(path): \(problem)")
-            } else {
-                passed.append("type '\(type.name)': create with {} and destroy")
+            switch createAndDestroy(type) {
+            case .created: passed.append("type '\(type.name)': create with {} and destroy")
+            case .rejected(let text): passed.append("type '\(type.name)': create with {} rejected with an explanation: \(text)")
+            case .problem(let text): problems.append("\(path): \(text)")
             }
         }
         return PluginCheckReport(library: path, plugin: library, problems: problems, passed: passed)
     }
 
+    enum CreateOutcome { case created, rejected(String), problem(String) }
+
     /// Creates the type with `{}` and destroys it. A rejection with error text is fine (a stage
-    /// may require config); a rejection without text, or widened events, is a problem.
-    static func createAndDestroy(_ type: StageType) -> String? {
+    /// may require config); a rejection without text is a problem.
+    static func createAndDestroy(_ type: StageType) -> CreateOutcome {
         let services = HostServices(logger: Logger(label: "sssonector.check"), clock: SystemClock(),
                                     metrics: MetricsRegistry(), metricLabels: [], poster: nil)
         do {
@@ -57,12 +61,12 @@ public enum PluginCheck {
                                              upstreams: UpstreamSnapshot(entries: [], generation: 1),
                                              threadCount: 1, services: services)
             instance.destroy()
-            return nil
+            return .created
         } catch {
             if error.message.hasPrefix("create failed with status") {
-                return "type '\(type.name)': create with {} failed without an error text (\(error.message))"
+                return .problem("type '\(type.name)': create with {} failed without an error text (\(error.message))")
             }
-            return nil
+            return .rejected(error.message)
         }
     }
 }

@@ -1,0 +1,61 @@
+import ConfigValues
+
+/// One pipeline file (SPEC §3): a listener, its upstreams, connection settings and the ordered
+/// stages. Built by `PipelineDecoder`; every value here has been validated.
+public struct PipelineConfig: Sendable {
+    public var file: String
+    public var name: String
+    public var listen: ListenConfig
+    public var upstreams: [UpstreamConfig]
+    public var connection: ConnectionSettings
+    public var stages: [StageConfig]
+    /// `plugin_path` entries (relative to the file).
+    public var pluginPath: [String]
+
+    /// The folder of the file: the base for relative plugin paths.
+    public var directory: String {
+        guard let slash = file.lastIndex(of: "/") else { return "." }
+        return slash == file.startIndex ? "/" : String(file[..<slash])
+    }
+}
+
+public struct ListenConfig: Sendable {
+    public var address: EndpointAddress
+    /// The text as written (what stages see as `listener`).
+    public var text: String
+}
+
+public struct UpstreamConfig: Sendable {
+    public var name: String
+    public var address: EndpointAddress
+    public var weight: UInt32
+}
+
+/// `connection`: limits and timeouts for every connection of the pipeline.
+public struct ConnectionSettings: Sendable, Equatable {
+    public var maxConnections = 10_000
+    public var keepAlive = true
+    public var keepAliveIdle: UInt64 = 30_000_000_000
+    /// Retries after the first failed attempt (the default policy when no stage decides).
+    public var retryAttempts = 2
+    public var retryInterval: UInt64 = 1_000_000_000
+    public var connectTimeout: UInt64 = 5_000_000_000
+    public var idleTimeout: UInt64 = 300_000_000_000
+    /// How long a graceful stop waits for open connections before closing them.
+    public var drainTimeout: UInt64 = 30_000_000_000
+    /// Bytes the relay holds per direction before it stops reading (backpressure).
+    public var bufferLimit: UInt64 = 256 * 1024
+
+    public init() {}
+}
+
+/// One entry of `stages`.
+public struct StageConfig: Sendable {
+    public var name: String
+    public var plugin: String
+    public var type: String?
+    /// The stage's `config` as JSON text (`{}` when absent).
+    public var configJSON: String
+    /// The JSON path of this entry: `stages[2]`.
+    public var path: String
+}

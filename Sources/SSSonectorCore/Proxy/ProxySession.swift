@@ -1,0 +1,399 @@
+import NIOCore
+import NIOPosix
+import StageABI
+
+/// One client connection through a pipeline (SPEC §4): runs the chain's open verdicts, chooses
+/// and connects an upstream with retries, relays both directions with backpressure and data
+/// grants, and closes once, telling every entered stage.
+///
+/// Confined to the client's event loop; the upstream channel lives on the same loop.
+final class ProxySession {
+    enum Side { case client, upstream }
+    enum State { case opening, connecting, relaying, closed }
+
+    let pipeline: PipelineRuntime
+    let loop: EventLoop
+    let chain: ConnectionChain
+    private(set) var state = State.opening
+    private var client: ChannelHandlerContext?
+    private var upstream: ChannelHandlerContext?
+    private var up = RelayPipe(direction: SSS_DIR_UP)
+    private var down = RelayPipe(direction: SSS_DIR_DOWN)
+    private var planner: RetryPlanner
+    private var snapshot: UpstreamSnapshot?
+    private var upstreamIndex = -1
+    private var upstreamCounters: UpstreamCounters?
+    private var attemptStartedAt: UInt64 = 0
+    private var connectLatency: UInt64 = 0
+    private let acceptedAt: UInt64
+    private var firstEOF: UInt32?
+    private var rejectedBy = -1
+    private var reasonCode = SSS_REASON_NONE
+    private var reasonText = ""
+    private var activity: UInt64 = 0
+    private var idleTimer: Scheduled<Void>?
+    private var retryTimer: Scheduled<Void>?
+
+    init(pipeline: PipelineRuntime, loop: EventLoop, id: UInt64, threadIndex: Int,
+         peer: SocketAddress?, local: SocketAddress?) {
+        self.pipeline = pipeline
+        self.loop = loop
+        self.acceptedAt = pipeline.clock.monotonicNanoseconds()
+        self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
+                                    retryInterval: pipeline.config.connection.retryInterval)
+        self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
+                                     peer: peer.stageAddress, local: local.stageAddress,
+                                     peerIP: peer?.ipAddress ?? "", acceptedAt: acceptedAt)
+    }
+
+    var id: UInt64 { chain.id }
+    private var now: UInt64 { pipeline.clock.monotonicNanoseconds() }
+    private var settings: ConnectionSettings { pipeline.config.connection }
+
+    // MARK: life cycle
+
+    /// The client side is active: run the open verdicts, then connect.
+    func start(client context: ChannelHandlerContext) {
+        client = context
+        armIdleTimer()
+        switch chain.open(now: now) {
+        case .accepted:
+            up.inspected = chain.inspectsUp
+            down.inspected = chain.inspectsDown
+            state = .connecting
+            connectNext()
+        case .rejected(let stage, let code, let text):
+            rejectedBy = stage
+            reasonCode = code
+            reasonText = text
+            pipeline.counters.rejected(ABINames.reason(code))
+            finish(SSS_CLOSE_REJECTED)
+        }
+    }
+
+    private func connectNext() {
+        guard state == .connecting else { return }
+        let current = snapshot ?? pipeline.upstreams.current
+        snapshot = current
+        switch chain.choose(from: current, tried: planner.triedThisRound, now: now) {
+        case .noUpstream:
+            if planner.attempts == 0 {
+                reasonCode = SSS_REASON_NO_UPSTREAM
+                pipeline.counters.rejected("no_upstream")
+                finish(SSS_CLOSE_NO_UPSTREAM)
+            } else {
+                reasonCode = SSS_REASON_CONNECT_FAILED
+                finish(SSS_CLOSE_CONNECT_FAILED)
+            }
+        case .rejected(let stage):
+            rejectedBy = stage
+            reasonCode = SSS_REASON_NO_UPSTREAM
+            pipeline.counters.rejected("no_upstream")
+            finish(SSS_CLOSE_REJECTED)
+        case .upstream(let index):
+            attempt(index, in: current)
+        }
+    }
+
+    private func attempt(_ index: Int, in current: UpstreamSnapshot) {
+        let entry = current.entries[index]
+        planner.attempting(upstreamID: entry.id)
+        chain.beginAttempt(upstream: index, in: current, attempt: planner.attempts)
+        upstreamIndex = index
+        attemptStartedAt = now
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        UpstreamConnector.connect(to: entry.address, on: loop, settings: settings) { channel in
+            try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: bound.value, side: .upstream))
+        }.whenComplete { result in
+            bound.value.connectCompleted(result, index: index, in: current)
+        }
+    }
+
+    private func connectCompleted(_ result: Result<Channel, Error>, index: Int, in current: UpstreamSnapshot) {
+        let latency = now &- attemptStartedAt
+        switch result {
+        case .success(let channel):
+            guard state == .connecting else {
+                channel.close(promise: nil)  // the client left while we connected
+                return
+            }
+            _ = chain.report(outcome: SSS_CONNECT_OK, upstream: index, in: current, attempt: planner.attempts,
+                             osErrno: 0, latency: latency, remainingUntried: 0, now: now)
+            connectLatency = latency
+            pipeline.counters.connected(latency: latency)
+            let counters = current.entries[index].counters
+            counters.active.wrappingAdd(1, ordering: .relaxed)
+            counters.total.wrappingAdd(1, ordering: .relaxed)
+            upstreamCounters = counters
+            state = .relaying
+            resumeReading(.client)
+            resumeReading(.upstream)
+            maybeForwardEOF(SSS_DIR_UP)
+        case .failure(let error):
+            pipeline.counters.failedConnects.wrappingAdd(1, ordering: .relaxed)
+            guard state == .connecting else { return }
+            let (outcome, errno) = UpstreamConnector.classify(error)
+            let untried = current.entries.filter { !$0.draining && !planner.triedThisRound.contains($0.id) }.count
+            let decision = chain.report(outcome: outcome, upstream: index, in: current, attempt: planner.attempts,
+                                        osErrno: errno, latency: latency, remainingUntried: untried, now: now)
+            pipeline.logger.debug("upstream connect failed", metadata: [
+                "connection": "\(id)", "upstream": "\(current.entries[index].name)",
+                "outcome": "\(ABINames.connectOutcome(outcome))", "attempt": "\(planner.attempts)",
+            ])
+            switch planner.afterFailure(untried: untried, decision: decision) {
+            case .tryNow:
+                snapshot = nil
+                connectNext()
+            case .tryAfter(let delay):
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                retryTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: delay))) {
+                    bound.value.snapshot = nil
+                    bound.value.connectNext()
+                }
+            case .giveUp:
+                reasonCode = SSS_REASON_CONNECT_FAILED
+                finish(SSS_CLOSE_CONNECT_FAILED)
+            }
+        }
+    }
+
+    /// Closes both sides and tells the stages, once.
+    func finish(_ cause: UInt32) {
+        guard state != .closed else { return }
+        state = .closed
+        idleTimer?.cancel()
+        retryTimer?.cancel()
+        up.reofferTimer?.cancel()
+        down.reofferTimer?.cancel()
+        client?.close(promise: nil)
+        upstream?.close(promise: nil)
+        var info = ConnectionChain.CloseInfo(cause: cause)
+        info.rejectedBy = rejectedBy
+        info.reasonCode = reasonCode
+        info.reasonText = reasonText
+        info.upstreamIndex = upstreamCounters == nil ? -1 : upstreamIndex
+        info.upstreamID = upstreamCounters == nil ? 0 : snapshot?.entries[upstreamIndex].id ?? 0
+        info.attempts = planner.attempts
+        info.bytesUp = up.written
+        info.bytesDown = down.written
+        let end = now
+        info.duration = end &- acceptedAt
+        info.connectLatency = connectLatency
+        chain.close(info, now: end)
+        upstreamCounters?.active.wrappingSubtract(1, ordering: .relaxed)
+        pipeline.counters.closed(bytesUp: up.written, bytesDown: down.written)
+        pipeline.registry.remove(id)
+        if pipeline.logger.logLevel <= .debug {
+            pipeline.logger.debug("connection closed", metadata: [
+                "connection": "\(id)", "cause": "\(ABINames.closeCause(cause))",
+                "bytes_up": "\(up.written)", "bytes_down": "\(down.written)",
+            ])
+        }
+        up.held.removeAll()
+        down.held.removeAll()
+        client = nil
+        upstream = nil
+    }
+
+    // MARK: events from the two sides
+
+    func attached(_ side: Side, _ context: ChannelHandlerContext) {
+        if side == .upstream { upstream = context }
+    }
+
+    /// Whether the side may read now (its pipe is relaying and has room).
+    func mayRead(_ side: Side) -> Bool {
+        guard state == .relaying else { return false }
+        switch side {
+        case .client: return up.mayRead(sinkWritable: upstream?.channel.isWritable ?? false, limit: settings.bufferLimit)
+        case .upstream: return down.mayRead(sinkWritable: client?.channel.isWritable ?? false, limit: settings.bufferLimit)
+        }
+    }
+
+    func readSuppressed(_ side: Side) {
+        if side == .client { up.readSuppressed = true } else { down.readSuppressed = true }
+    }
+
+    func read(_ side: Side, _ buffer: ByteBuffer) {
+        guard state == .relaying else { return }
+        activity &+= 1
+        if side == .client {
+            if up.inspected {
+                up.hold(buffer)
+                offer(SSS_DIR_UP, reoffer: false)
+            } else {
+                up.passThrough(buffer)
+                upstream?.write(NIOAny(buffer), promise: nil)
+            }
+        } else {
+            if down.inspected {
+                down.hold(buffer)
+                offer(SSS_DIR_DOWN, reoffer: false)
+            } else {
+                down.passThrough(buffer)
+                client?.write(NIOAny(buffer), promise: nil)
+            }
+        }
+    }
+
+    func readComplete(_ side: Side) {
+        if side == .client { flush(&up, upstream) } else { flush(&down, client) }
+    }
+
+    private func flush(_ pipe: inout RelayPipe, _ sink: ChannelHandlerContext?) {
+        guard pipe.unflushed else { return }
+        pipe.unflushed = false
+        sink?.flush()
+    }
+
+    /// Offers a direction's held bytes to its stages and writes what they release.
+    private func offer(_ direction: UInt32, reoffer: Bool) {
+        guard state == .relaying else { return }
+        let grant: ConnectionChain.Grant
+        if direction == SSS_DIR_UP {
+            grant = chain.offer(direction: direction, received: up.received, eof: up.eofReceived,
+                                buffered: up.heldBytes, now: now, reoffer: reoffer,
+                                slices: HeldBytesSlices(held: up.held, base: up.written))
+        } else {
+            grant = chain.offer(direction: direction, received: down.received, eof: down.eofReceived,
+                                buffered: down.heldBytes, now: now, reoffer: reoffer,
+                                slices: HeldBytesSlices(held: down.held, base: down.written))
+        }
+        if let reason = grant.closeReason {
+            reasonCode = reason
+            finish(SSS_CLOSE_STAGE_CLOSED)
+            return
+        }
+        if direction == SSS_DIR_UP {
+            release(&up, to: grant, sink: upstream)
+        } else {
+            release(&down, to: grant, sink: client)
+        }
+        maybeForwardEOF(direction)
+    }
+
+    private func release(_ pipe: inout RelayPipe, to grant: ConnectionChain.Grant, sink: ChannelHandlerContext?) {
+        pipe.released = grant.releasedUpTo
+        let before = pipe.written
+        pipe.takeReleased { chunk in sink?.write(NIOAny(chunk), promise: nil) }
+        if pipe.written != before { pipe.unflushed = true }
+        if grant.retryAfter > 0, pipe.reofferTimer == nil {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let direction = pipe.direction
+            pipe.reofferTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: grant.retryAfter))) {
+                bound.value.reofferTimerFired(direction)
+            }
+        }
+    }
+
+    private func reofferTimerFired(_ direction: UInt32) {
+        if direction == SSS_DIR_UP { up.reofferTimer = nil } else { down.reofferTimer = nil }
+        resume(direction)
+    }
+
+    /// Offers held bytes again (a timer fired, or a stage posted a resume), flushes, and lets
+    /// the source read again when there is room.
+    func resume(_ direction: UInt32) {
+        guard state == .relaying else { return }
+        offer(direction, reoffer: true)
+        if direction == SSS_DIR_UP {
+            flush(&up, upstream)
+            resumeReading(.client)
+        } else {
+            flush(&down, client)
+            resumeReading(.upstream)
+        }
+    }
+
+    /// Issues a suppressed read on `side` if it may read now.
+    private func resumeReading(_ side: Side) {
+        guard mayRead(side) else { return }
+        switch side {
+        case .client where up.readSuppressed:
+            up.readSuppressed = false
+            client?.read()
+        case .upstream where down.readSuppressed:
+            down.readSuppressed = false
+            upstream?.read()
+        default: break
+        }
+    }
+
+    /// The side's channel became writable again: let the other side read.
+    func writabilityChanged(_ side: Side) {
+        resumeReading(side == .client ? .upstream : .client)
+    }
+
+    /// The side half-closed its output (FIN).
+    func inputClosed(_ side: Side) {
+        activity &+= 1
+        if side == .client {
+            up.eofReceived = true
+            if firstEOF == nil { firstEOF = SSS_CLOSE_CLIENT_EOF }
+            if state == .relaying, up.inspected { offer(SSS_DIR_UP, reoffer: false) } else { maybeForwardEOF(SSS_DIR_UP) }
+        } else {
+            down.eofReceived = true
+            if firstEOF == nil { firstEOF = SSS_CLOSE_UPSTREAM_EOF }
+            if state == .relaying, down.inspected { offer(SSS_DIR_DOWN, reoffer: false) } else { maybeForwardEOF(SSS_DIR_DOWN) }
+        }
+    }
+
+    /// Passes a half-close on once every byte before it has been written.
+    private func maybeForwardEOF(_ direction: UInt32) {
+        guard state == .relaying else { return }
+        if direction == SSS_DIR_UP {
+            guard up.eofReceived, !up.eofForwarded, up.written == up.received else { return }
+            up.eofForwarded = true
+            flush(&up, upstream)
+            upstream?.close(mode: .output, promise: nil)
+        } else {
+            guard down.eofReceived, !down.eofForwarded, down.written == down.received else { return }
+            down.eofForwarded = true
+            flush(&down, client)
+            client?.close(mode: .output, promise: nil)
+        }
+        if up.eofForwarded && down.eofForwarded {
+            finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF)
+        }
+    }
+
+    func failed(_ side: Side, _ error: Error) {
+        guard state != .closed else { return }
+        let reset = UpstreamConnector.isReset(error)
+        switch side {
+        case .client: finish(reset ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_ERROR)
+        case .upstream: finish(reset ? SSS_CLOSE_UPSTREAM_RESET : SSS_CLOSE_ERROR)
+        }
+    }
+
+    /// A side went away without (both) half-closes: a reset or an abort.
+    func inactive(_ side: Side) {
+        guard state != .closed else { return }
+        if side == .upstream && state == .connecting { return }  // a failed attempt, handled by the connector
+        finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)
+    }
+
+    // MARK: timers and posts
+
+    private func armIdleTimer() {
+        let timeout = settings.idleTimeout
+        guard timeout > 0 else { return }
+        let seen = activity
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        idleTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: timeout))) {
+            let session = bound.value
+            if session.activity == seen {
+                session.finish(SSS_CLOSE_IDLE_TIMEOUT)
+            } else {
+                session.armIdleTimer()
+            }
+        }
+    }
+
+    /// A stage asked (conn_post_close) to close this connection.
+    func postedClose(reason: UInt32) {
+        guard state != .closed else { return }
+        reasonCode = reason
+        finish(SSS_CLOSE_STAGE_CLOSED)
+    }
+}

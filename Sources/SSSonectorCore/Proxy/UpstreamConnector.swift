@@ -1,0 +1,94 @@
+import NIOCore
+import NIOPosix
+import StageABI
+
+/// Opens upstream connections on a given event loop with the pipeline's socket options, and
+/// turns connect errors into the ABI's outcomes.
+enum UpstreamConnector {
+    /// Connects to `address` on `loop` (the client's loop). IP literals skip name resolution.
+    static func connect(
+        to address: String, on loop: EventLoop, settings: ConnectionSettings,
+        initializer: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        let endpoint: EndpointAddress
+        switch EndpointAddress.parse(address, allowPortZero: false) {
+        case .success(let parsed): endpoint = parsed
+        case .failure(let problem): return loop.makeFailedFuture(UpstreamAddressError(message: problem.message))
+        }
+        let bootstrap = SocketOptions.apply(settings, to: ClientBootstrap(group: loop))
+            .connectTimeout(.nanoseconds(Int64(clamping: settings.connectTimeout)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try initializer(channel) }
+            }
+        if let literal = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) {
+            return bootstrap.connect(to: literal)
+        }
+        return bootstrap.connect(host: endpoint.host, port: endpoint.port)
+    }
+
+    /// The ABI outcome and errno of a connect error.
+    static func classify(_ error: Error) -> (UInt32, Int32) {
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+            return (SSS_CONNECT_TIMEOUT, ETIMEDOUT)
+        }
+        if let io = error as? IOError { return (outcome(io.errnoCode), io.errnoCode) }
+        if let many = error as? NIOConnectionError {
+            if let first = many.connectionErrors.first { return classify(first.error) }
+            if many.dnsAAAAError != nil || many.dnsAError != nil { return (SSS_CONNECT_UNREACHABLE, 0) }
+        }
+        if error is UpstreamAddressError { return (SSS_CONNECT_UNREACHABLE, 0) }
+        return (SSS_CONNECT_OTHER, 0)
+    }
+
+    private static func outcome(_ code: Int32) -> UInt32 {
+        switch code {
+        case ECONNREFUSED: SSS_CONNECT_REFUSED
+        case ETIMEDOUT: SSS_CONNECT_TIMEOUT
+        case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: SSS_CONNECT_UNREACHABLE
+        case ECONNRESET: SSS_CONNECT_RESET
+        default: SSS_CONNECT_OTHER
+        }
+    }
+
+    /// Whether an I/O error means the peer reset the connection.
+    static func isReset(_ error: Error) -> Bool {
+        guard let io = error as? IOError else { return false }
+        return io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
+    }
+}
+
+/// An upstream address that cannot be connected to as written.
+struct UpstreamAddressError: Error {
+    let message: String
+}
+
+/// TCP options both sides of a relayed connection get (SPEC §3 `connection`).
+enum SocketOptions {
+    static func apply(_ s: ConnectionSettings, to bootstrap: ClientBootstrap) -> ClientBootstrap {
+        var b = bootstrap
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+        if s.keepAlive {
+            b = b.channelOption(.socketOption(.so_keepalive), value: 1)
+                .channelOption(keepIdle, value: keepIdleSeconds(s))
+        }
+        return b
+    }
+
+    static func apply(_ s: ConnectionSettings, to bootstrap: ServerBootstrap) -> ServerBootstrap {
+        var b = bootstrap
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+        if s.keepAlive {
+            b = b.childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .childChannelOption(keepIdle, value: keepIdleSeconds(s))
+        }
+        return b
+    }
+
+    static let keepIdle = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPIDLE))
+
+    static func keepIdleSeconds(_ s: ConnectionSettings) -> SocketOptionValue {
+        SocketOptionValue(clamping: max(1, s.keepAliveIdle / 1_000_000_000))
+    }
+}
