@@ -14,6 +14,8 @@ func stagePlugin(_ name: String, path: String) -> (Product, Target) {
 
 let plugins = [
     stagePlugin("bytecap", path: "Plugins/examples/bytecap"),
+    // Test-only: a stage scripted by its config that records every hook call.
+    stagePlugin("scriptstage", path: "Tests/StagePlugins/scriptstage"),
 ]
 
 let package = Package(
@@ -53,5 +55,15 @@ let package = Package(
             path: "Sources/sssonector"
         ),
         .target(name: "ABIGoldenLayout", dependencies: ["StageABI"], path: "Tests/ABIGoldenLayout"),
+        .testTarget(
+            name: "SSSonectorTests",
+            dependencies: [
+                "SSSonectorCore", "ConfigValues", "ABIGoldenLayout",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SSSonectorTests"
+        ),
     ] + plugins.map(\.1)
 )

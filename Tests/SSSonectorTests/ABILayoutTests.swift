@@ -1,0 +1,22 @@
+import ABIGoldenLayout
+import StageABI
+import Testing
+
+/// The golden layout table is compiled with the package: a moved field or a changed constant
+/// fails the build. These tests check that the table is the one for this header.
+@Suite struct ABILayoutTests {
+    @Test func goldenTableCoversTheHeader() {
+        // Every struct size and alignment, field offset and constant of ABI 1.0.
+        #expect(sss_abi_golden_checked_items() >= 230)
+        #expect(UInt32(sss_abi_golden_major()) == SSS_ABI_MAJOR)
+        #expect(UInt32(sss_abi_golden_minor()) == SSS_ABI_MINOR)
+    }
+
+    @Test func swiftSeesTheSameLayoutAsC() {
+        #expect(MemoryLayout<sss_conn>.size == 144)
+        #expect(MemoryLayout<sss_stage_type>.size == 128)
+        #expect(MemoryLayout<sss_host_api>.size == 104)
+        #expect(MemoryLayout<sss_close_info>.size == 96)
+        #expect(MemoryLayout<sss_data_args>.size == 56)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Synchronization
+
+/// Builds the C libraries the tests load (the example stage and the ABI fixtures) with a plain
+/// C compiler, once per test process, into a private folder.
+enum CPlugins {
+    private static let built = Mutex<[String: String]>([:])
+    private static let directory = TestEnvironment.temporaryDirectory()
+
+    /// The ABI fixture built with `variant` (a -D flag, or nil for the plain one);
+    /// `frozenHeader` builds against the frozen ABI 1.0 header copy.
+    static func fixture(_ variant: String?, frozenHeader: Bool = false) throws -> String {
+        let root = TestEnvironment.repositoryRoot
+        let include = frozenHeader ? "\(root)/Tests/Fixtures/abi-1.0" : "\(root)/Sources/StageABI/include"
+        let name = "libfixture-\(variant ?? "plain")\(frozenHeader ? "-frozen" : "").so"
+        return try build(name, source: "\(root)/Tests/Fixtures/fixture_stage.c", include: include,
+                         defines: variant.map { ["-D\($0)"] } ?? [])
+    }
+
+    /// The allowlist example stage in C.
+    static func allowlist() throws -> String {
+        let root = TestEnvironment.repositoryRoot
+        return try build("liballowlist.so", source: "\(root)/Plugins/examples/allowlist/allowlist.c",
+                         include: "\(root)/Sources/StageABI/include", defines: [])
+    }
+
+    private static func build(_ name: String, source: String, include: String, defines: [String]) throws -> String {
+        try built.withLock { cache in
+            if let path = cache[name] { return path }
+            let output = "\(directory)/\(name)"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["cc", "-std=c11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                                 "-fvisibility=hidden", "-I", include] + defines + [source, "-o", output]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                throw CompileError(message: "cc failed for \(name): \(text)")
+            }
+            cache[name] = output
+            return output
+        }
+    }
+
+    struct CompileError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import NIOCore
+import NIOPosix
+@testable import SSSonectorCore
+
+/// Echo upstreams on loopback for a test (port 0, read back), stopped at the end.
+final class EchoUpstreams: @unchecked Sendable {
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    private(set) var servers: [EchoServer] = []
+
+    init(count: Int) async throws {
+        for _ in 0..<count { servers.append(try await EchoServer.start(group: Self.group)) }
+    }
+
+    var ports: [Int] { servers.map(\.port) }
+
+    func stop() async {
+        for s in servers { await s.stop() }
+    }
+}
+
+/// A port with nothing listening (bound, then closed: connects are refused).
+func refusedPort() throws -> Int {
+    let server = try ServerBootstrap(group: EchoUpstreams.group).bind(host: "127.0.0.1", port: 0).wait()
+    let port = server.localAddress?.port ?? 0
+    try server.close().wait()
+    return port
+}
+
+/// Writes a pipeline file with the given upstream ports and stages; returns its path.
+func pipelineFile(
+    name: String = "test", upstreams: [(String, Int)], stages: String = "[]", connection: String = "{}",
+    extra: String = ""
+) -> String {
+    let ups = upstreams.map { #"{"name": "\#($0.0)", "address": "127.0.0.1:\#($0.1)"}"# }.joined(separator: ", ")
+    let text = """
+    {"version": 1, "name": "\(name)", "listen": {"address": "127.0.0.1:0"},
+     "upstreams": [\(ups)], "connection": \(connection), "stages": \(stages)\(extra)}
+    """
+    return TestEnvironment.writeFile("\(name).json", text)
+}
+
+/// Deterministic test bytes.
+func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed)) }
+}
