@@ -46,7 +46,7 @@ public enum Units {
     public static func parseRate(_ text: String) -> Double? {
         var t = text.trimmingSpaces
         if t.hasSuffix("/s") { t.removeLast(2) }
-        return parseSize(t).map(Double.init)
+        return parseSize(t).map { Double($0) }  // not Double.init: that would pick init(bitPattern:)
     }
 
     /// A duration for humans: "250ms", "30s", "5m".
