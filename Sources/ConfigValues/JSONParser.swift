@@ -64,7 +64,8 @@ struct JSONParser {
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipSpace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
+            guard i < bytes.count else { throw error("unexpected end of input in an object, expected a quoted key") }
+            guard bytes[i] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
             let key = try parseString()
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }

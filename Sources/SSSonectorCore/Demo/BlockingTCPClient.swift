@@ -2,8 +2,8 @@ import Glibc
 
 /// A plain blocking TCP client over POSIX sockets with receive timeouts: the traffic driver of
 /// `sssonector demo` and the tests' client. Not for the relay (that is SwiftNIO).
-public final class BlockingTCPClient {
-    public let fd: Int32
+public final class BlockingTCPClient: @unchecked Sendable {  // a socket: one thread may send while another receives
+    public private(set) var fd: Int32
 
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case connect(Int32), send(Int32), receive(Int32), timeout, closed
@@ -56,7 +56,7 @@ public final class BlockingTCPClient {
         }
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
     /// Sends every byte.
     public func send(_ bytes: [UInt8]) throws(Failure) {
@@ -106,10 +106,12 @@ public final class BlockingTCPClient {
     /// Half-closes: no more bytes from this side.
     public func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Closes with a reset (SO_LINGER 0) instead of a FIN.
+    /// Closes with a reset (SO_LINGER 0: close sends RST instead of FIN).
     public func reset() {
+        guard fd >= 0 else { return }
         var l = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        fd = -1
     }
 }

@@ -27,6 +27,9 @@ final class ProxySession {
     private var connectLatency: UInt64 = 0
     private let acceptedAt: UInt64
     private var firstEOF: UInt32?
+    /// The side's channel closed after its FIN (an orderly close, not a reset).
+    private var clientGone = false
+    private var upstreamGone = false
     private var rejectedBy = -1
     private var reasonCode = SSS_REASON_NONE
     private var reasonText = ""
@@ -237,13 +240,21 @@ final class ProxySession {
     }
 
     func readComplete(_ side: Side) {
-        if side == .client { flush(&up, upstream) } else { flush(&down, client) }
+        flush(side == .client ? SSS_DIR_UP : SSS_DIR_DOWN)
     }
 
-    private func flush(_ pipe: inout RelayPipe, _ sink: ChannelHandlerContext?) {
-        guard pipe.unflushed else { return }
-        pipe.unflushed = false
-        sink?.flush()
+    /// Flushes a direction's sink. A flush (like a write) may re-enter this session
+    /// synchronously (writability changes), so no access to a pipe spans the call.
+    private func flush(_ direction: UInt32) {
+        if direction == SSS_DIR_UP {
+            guard up.unflushed else { return }
+            up.unflushed = false
+            upstream?.flush()
+        } else {
+            guard down.unflushed else { return }
+            down.unflushed = false
+            client?.flush()
+        }
     }
 
     /// Offers a direction's held bytes to its stages and writes what they release.
@@ -264,26 +275,27 @@ final class ProxySession {
             finish(SSS_CLOSE_STAGE_CLOSED)
             return
         }
+        // Writes may re-enter the session (writability changes): take one chunk at a time so
+        // no access to the pipe spans a write.
         if direction == SSS_DIR_UP {
-            release(&up, to: grant, sink: upstream)
+            up.released = grant.releasedUpTo
+            while let chunk = up.nextReleasedChunk() { upstream?.write(NIOAny(chunk), promise: nil) }
         } else {
-            release(&down, to: grant, sink: client)
+            down.released = grant.releasedUpTo
+            while let chunk = down.nextReleasedChunk() { client?.write(NIOAny(chunk), promise: nil) }
         }
+        if grant.retryAfter > 0 { armReoffer(direction, after: grant.retryAfter) }
         maybeForwardEOF(direction)
     }
 
-    private func release(_ pipe: inout RelayPipe, to grant: ConnectionChain.Grant, sink: ChannelHandlerContext?) {
-        pipe.released = grant.releasedUpTo
-        let before = pipe.written
-        pipe.takeReleased { chunk in sink?.write(NIOAny(chunk), promise: nil) }
-        if pipe.written != before { pipe.unflushed = true }
-        if grant.retryAfter > 0, pipe.reofferTimer == nil {
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            let direction = pipe.direction
-            pipe.reofferTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: grant.retryAfter))) {
-                bound.value.reofferTimerFired(direction)
-            }
+    private func armReoffer(_ direction: UInt32, after delay: UInt64) {
+        let armed = direction == SSS_DIR_UP ? up.reofferTimer != nil : down.reofferTimer != nil
+        guard !armed, state == .relaying else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: delay))) {
+            bound.value.reofferTimerFired(direction)
         }
+        if direction == SSS_DIR_UP { up.reofferTimer = timer } else { down.reofferTimer = timer }
     }
 
     private func reofferTimerFired(_ direction: UInt32) {
@@ -296,13 +308,8 @@ final class ProxySession {
     func resume(_ direction: UInt32) {
         guard state == .relaying else { return }
         offer(direction, reoffer: true)
-        if direction == SSS_DIR_UP {
-            flush(&up, upstream)
-            resumeReading(.client)
-        } else {
-            flush(&down, client)
-            resumeReading(.upstream)
-        }
+        flush(direction)
+        resumeReading(direction == SSS_DIR_UP ? .client : .upstream)
     }
 
     /// Issues a suppressed read on `side` if it may read now.
@@ -338,27 +345,47 @@ final class ProxySession {
         }
     }
 
-    /// Passes a half-close on once every byte before it has been written.
+    /// Passes a half-close on once every byte before it has been written: an empty write's
+    /// promise completes after the earlier writes, and only then is the sink's output shut
+    /// (shutting it with writes pending would drop them when its input is closed already).
     private func maybeForwardEOF(_ direction: UInt32) {
         guard state == .relaying else { return }
+        let sink: ChannelHandlerContext?
         if direction == SSS_DIR_UP {
             guard up.eofReceived, !up.eofForwarded, up.written == up.received else { return }
             up.eofForwarded = true
-            flush(&up, upstream)
-            upstream?.close(mode: .output, promise: nil)
+            sink = upstream
         } else {
             guard down.eofReceived, !down.eofForwarded, down.written == down.received else { return }
             down.eofForwarded = true
-            flush(&down, client)
-            client?.close(mode: .output, promise: nil)
+            sink = client
         }
-        if up.eofForwarded && down.eofForwarded {
+        guard let sink else { return }
+        let drained = loop.makePromise(of: Void.self)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        drained.futureResult.whenComplete { result in bound.value.eofDrained(direction, result) }
+        if direction == SSS_DIR_UP { up.unflushed = false } else { down.unflushed = false }
+        sink.writeAndFlush(NIOAny(ByteBuffer()), promise: drained)
+    }
+
+    private func eofDrained(_ direction: UInt32, _ result: Result<Void, Error>) {
+        guard state == .relaying else { return }
+        if case .failure(let error) = result {
+            return failed(direction == SSS_DIR_UP ? .upstream : .client, error)
+        }
+        let sink = direction == SSS_DIR_UP ? upstream : client
+        sink?.close(mode: .output, promise: nil)
+        if direction == SSS_DIR_UP { up.eofDelivered = true } else { down.eofDelivered = true }
+        // Done when both directions ended, or when this direction's source has closed entirely.
+        let sourceGone = direction == SSS_DIR_UP ? clientGone : upstreamGone
+        if (up.eofDelivered && down.eofDelivered) || sourceGone {
             finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF)
         }
     }
 
     func failed(_ side: Side, _ error: Error) {
         guard state != .closed else { return }
+        pipeline.logger.debug("connection error", metadata: ["connection": "\(id)", "side": "\(side)", "error": "\(error)"])
         let reset = UpstreamConnector.isReset(error)
         switch side {
         case .client: finish(reset ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_ERROR)
@@ -366,11 +393,26 @@ final class ProxySession {
         }
     }
 
-    /// A side went away without (both) half-closes: a reset or an abort.
+    /// A side's channel closed. A reset arrives as an error first (`failed`). Without one, the
+    /// close is orderly: the side sent its FIN (NIO closes the channel on EOF without an
+    /// `inputClosed` event once our output to it is shut already). Finish once its bytes have
+    /// reached the other side.
     func inactive(_ side: Side) {
         guard state != .closed else { return }
         if side == .upstream && state == .connecting { return }  // a failed attempt, handled by the connector
-        finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)
+        let orderly = side == .client ? (up.eofReceived || down.eofForwarded) : (down.eofReceived || up.eofForwarded)
+        guard orderly, state == .relaying else {
+            return finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)
+        }
+        if side == .client {
+            clientGone = true
+            if !up.eofReceived { inputClosed(.client) }
+            if up.eofDelivered { finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF) }
+        } else {
+            upstreamGone = true
+            if !down.eofReceived { inputClosed(.upstream) }
+            if down.eofDelivered { finish(firstEOF ?? SSS_CLOSE_UPSTREAM_EOF) }
+        }
     }
 
     // MARK: timers and posts

@@ -20,6 +20,8 @@ struct RelayPipe {
     /// The source half-closed (FIN); `eofForwarded` once the sink's output was shut.
     var eofReceived = false
     var eofForwarded = false
+    /// Every byte before the EOF was written and the sink's output was shut.
+    var eofDelivered = false
     /// A read was suppressed and must be issued when the pipe can take bytes again.
     var readSuppressed = false
     /// A stage asked for a re-offer; the timer is armed.
@@ -51,22 +53,21 @@ struct RelayPipe {
         held.append(buffer)
     }
 
-    /// Removes and returns the held bytes up to `released`, splitting a chunk (a slice of the
-    /// same storage, no copy) when the release point falls inside it.
-    mutating func takeReleased(_ emit: (ByteBuffer) -> Void) {
-        while written < released, var first = held.first {
-            let want = released - written
-            if UInt64(first.readableBytes) <= want {
-                held.removeFirst()
-                written += UInt64(first.readableBytes)
-                emit(first)
-            } else {
-                let part = first.readSlice(length: Int(want))!  // want < readableBytes
-                held[held.startIndex] = first
-                written += want
-                emit(part)
-            }
+    /// The next held bytes up to `released`, removed from the pipe: a whole chunk, or a
+    /// slice of one (same storage, no copy) when the release point falls inside it.
+    mutating func nextReleasedChunk() -> ByteBuffer? {
+        guard written < released, var first = held.first else { return nil }
+        let want = released - written
+        unflushed = true
+        if UInt64(first.readableBytes) <= want {
+            held.removeFirst()
+            written += UInt64(first.readableBytes)
+            return first
         }
+        guard let part = first.readSlice(length: Int(want)) else { return nil }
+        held[held.startIndex] = first
+        written += want
+        return part
     }
 }
 
