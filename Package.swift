@@ -13,6 +13,10 @@ func stagePlugin(_ name: String, path: String) -> (Product, Target) {
 }
 
 let plugins = [
+    stagePlugin("ratelimit", path: "Plugins/ratelimit"),
+    stagePlugin("tracker", path: "Plugins/tracker"),
+    stagePlugin("balancer", path: "Plugins/balancer"),
+    stagePlugin("breaker", path: "Plugins/breaker"),
     stagePlugin("bytecap", path: "Plugins/examples/bytecap"),
     // Test-only: a stage scripted by its config that records every hook call.
     stagePlugin("scriptstage", path: "Tests/StagePlugins/scriptstage"),

@@ -1,0 +1,50 @@
+import ConfigValues
+import Foundation
+import Testing
+@testable import SSSonectorCore
+
+/// `pipelines/pipeline.schema.json` must allow exactly the keys the decoder accepts. The
+/// decoder's keys are read from its own "unknown key (expected one of: ...)" errors.
+@Suite struct PipelineSchemaTests {
+    let schema: JSONValue = {
+        let path = "\(TestEnvironment.repositoryRoot)/pipelines/pipeline.schema.json"
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "{}"
+        return (try? JSONValue.parse(text)) ?? .null
+    }()
+
+    func schemaKeys(_ path: [String]) -> Set<String> {
+        var node = schema
+        for step in path { node = node[step] ?? .null }
+        guard case .object(let members)? = node["properties"] else { return [] }
+        return Set(members.map(\.0))
+    }
+
+    /// Inserts `"zz_unknown": 1` into the object at `section` and returns the keys the
+    /// decoder says it expected there.
+    func decoderKeys(section: String) -> Set<String> {
+        let document = """
+        {"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0" LISTEN},
+         "upstreams": [{"name": "a", "address": "127.0.0.1:9" UPSTREAM}],
+         "connection": {"idle_timeout": "1s" CONNECTION},
+         "stages": [{"name": "s", "plugin": "p" STAGE}], "plugin_path": [] ROOT}
+        """
+        var text = document
+        for marker in ["LISTEN", "UPSTREAM", "CONNECTION", "STAGE", "ROOT"] {
+            text = text.replacingOccurrences(of: " \(marker)", with: marker == section ? #", "zz_unknown": 1"# : "")
+        }
+        guard case .failure(let errors) = PipelineDecoder.decode(text: text, file: "x"),
+              let message = errors.errors.first?.message,
+              let list = message.components(separatedBy: "expected one of: ").last?.dropLast()
+        else { return [] }
+        return Set(list.components(separatedBy: ", "))
+    }
+
+    @Test func schemaAndDecoderAgreeOnEveryObjectsKeys() {
+        #expect(decoderKeys(section: "CONNECTION").count == 9)
+        #expect(schemaKeys([]) == decoderKeys(section: "ROOT"))
+        #expect(schemaKeys(["properties", "listen"]) == decoderKeys(section: "LISTEN"))
+        #expect(schemaKeys(["properties", "upstreams", "items"]) == decoderKeys(section: "UPSTREAM"))
+        #expect(schemaKeys(["properties", "connection"]) == decoderKeys(section: "CONNECTION"))
+        #expect(schemaKeys(["properties", "stages", "items"]) == decoderKeys(section: "STAGE"))
+    }
+}
