@@ -69,7 +69,9 @@ public final class ConnectionChain {
     }
 
     deinit {
-        precondition(isClosed || entered == 0, "a connection chain was dropped without close")
+        // Every entered stage must hear of the close; a chain dropped without one is a host bug.
+        assert(isClosed || entered == 0, "a connection chain was dropped without close")
+        if !isClosed && entered > 0 { close(CloseInfo(cause: SSS_CLOSE_ERROR), now: conn.pointee.now_ns) }
         conn.deallocate()
         slots.deallocate()
         free(peerIP)
@@ -79,6 +81,8 @@ public final class ConnectionChain {
 
     /// The connection's id.
     public var id: UInt64 { conn.pointee.id }
+    /// Monotonic nanoseconds at accept.
+    public var acceptedAt: UInt64 { conn.pointee.accepted_ns }
 
     // MARK: open
 

@@ -12,8 +12,10 @@ final class ChainHarness {
     let chain: StageChain
 
     /// `stages`: (plugin path or short name, config JSON) in chain order.
-    init(stages: [(plugin: String, config: String)], upstreams: [String] = ["a", "b", "c"]) throws {
-        table = UpstreamTable(upstreams.enumerated().map { ($0.element, "127.0.0.1:\(9000 + $0.offset)", 1) })
+    init(stages: [(plugin: String, config: String)], upstreams: [String] = ["a", "b", "c"], weights: [UInt32]? = nil) throws {
+        table = UpstreamTable(upstreams.enumerated().map {
+            ($0.element, "127.0.0.1:\(9000 + $0.offset)", weights?[$0.offset] ?? 1)
+        })
         var instances: [StageInstance] = []
         for (i, stage) in stages.enumerated() {
             let library = try PluginLibrary.load(
@@ -51,6 +53,36 @@ final class ChainHarness {
     }
 
     var now: UInt64 { clock.monotonicNanoseconds() }
+
+    /// The stats JSON of stage `index`, parsed.
+    func stats(_ index: Int) -> JSONValue {
+        (try? JSONValue.parse(chain.stages[index].statsJSON() ?? "null")) ?? .null
+    }
+
+    /// Sends a control command to stage `index`; returns the parsed answer.
+    func control(_ index: Int, _ command: String) -> JSONValue {
+        (try? JSONValue.parse(chain.stages[index].control(command).answer)) ?? .null
+    }
+
+    /// Opens a connection, lets the chain choose, reports `outcome` for the chosen upstream,
+    /// and returns the connection (still open) and the chosen upstream's name.
+    func attempt(from ip: String = "127.0.0.1", outcome: UInt32 = SSS_CONNECT_OK) -> (ConnectionChain, String?) {
+        let c = connection(from: ip)
+        guard c.open(now: now) == .accepted else { return (c, nil) }
+        let snapshot = table.current
+        guard case .upstream(let i) = c.choose(from: snapshot, tried: [], now: now) else { return (c, nil) }
+        c.beginAttempt(upstream: i, in: snapshot, attempt: 1)
+        _ = c.report(outcome: outcome, upstream: i, in: snapshot, attempt: 1, osErrno: 0, latency: 1000,
+                     remainingUntried: 0, now: now)
+        return (c, snapshot.entries[i].name)
+    }
+
+    /// Closes a connection normally.
+    func finish(_ c: ConnectionChain, cause: UInt32 = SSS_CLOSE_CLIENT_EOF) {
+        var info = ConnectionChain.CloseInfo(cause: cause)
+        info.duration = now &- (c.acceptedAt)
+        c.close(info, now: now)
+    }
 }
 
 import ConfigValues
