@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import SSSonectorCore
 
@@ -15,6 +14,9 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let logger = global.makeLogger()
+        // Catch the signals before anyone can learn we are up (the listening lines), so a
+        // SIGTERM sent right after them is never lost.
+        let signals = SignalWaiter(for: [SIGINT, SIGTERM])
         let host = Host(files: files, threads: global.threads, logger: logger)
         let bound: [(pipeline: String, address: String)]
         do {
@@ -29,40 +31,37 @@ struct Run: ParsableCommand {
             print("pipeline \(pipeline) listening on \(address)")
         }
         fflush(nil)  // stdout may be a pipe (tests, scripts): make the line visible now
-        let signal = SignalWaiter.wait(for: [SIGINT, SIGTERM])
+        let signal = signals.wait()
         logger.info("stopping: draining open connections", metadata: ["signal": "\(signal)"])
         host.shutdown()
         logger.info("stopped")
     }
 }
 
-/// Blocks until one of the signals arrives; returns it.
-enum SignalWaiter {
-    static func wait(for signals: [Int32]) -> Int32 {
-        let semaphore = DispatchSemaphore(value: 0)
-        let received = SignalBox()
-        let queue = DispatchQueue(label: "sssonector.signals")
-        var sources: [DispatchSourceSignal] = []
-        for sig in signals {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                received.set(sig)
-                semaphore.signal()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        semaphore.wait()
-        sources.forEach { $0.cancel() }
-        return received.value
+/// Turns SIGINT/SIGTERM into an orderly stop. The signals are blocked in this thread before
+/// any other thread exists (the event loops inherit the mask), so one sent at any moment stays
+/// pending until `wait()` takes it: never lost, never the default action.
+final class SignalWaiter {
+    private var set: sigset_t
+
+    init(for signals: [Int32]) {
+        set = Self.blockForWaiting(signals)
     }
-}
 
-import Synchronization
+    /// Blocks `signals` in the calling thread (and the threads it starts later).
+    @discardableResult
+    static func blockForWaiting(_ signals: [Int32]) -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in signals { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        return set
+    }
 
-final class SignalBox: Sendable {
-    private let storage = Atomic<Int32>(0)
-    func set(_ value: Int32) { storage.store(value, ordering: .relaxed) }
-    var value: Int32 { storage.load(ordering: .relaxed) }
+    /// Blocks until one of the signals arrives; returns it.
+    func wait() -> Int32 {
+        var received: Int32 = 0
+        while sigwait(&set, &received) != 0 {}
+        return received
+    }
 }
