@@ -2,13 +2,18 @@
 // SSSonector: a TCP relay host that runs connections through stage plugins loaded with libltdl.
 import PackageDescription
 
+/// Hot-path code (the relay, the chain, StageKit's glue, the stages) runs without dynamic
+/// exclusivity checks in release builds: they cost a few ns per class-property access on
+/// every chunk and hook. Debug builds (and so the tests) keep them and catch violations.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 /// Stock and example stages are shared libraries (`lib<name>.so`) that the host loads at run time.
 /// They depend on `StageABI` and `StageKit` only: a Swift target linked by both the host and a
 /// plugin would exist twice in the process, with separate globals and type metadata.
 func stagePlugin(_ name: String, path: String) -> (Product, Target) {
     (
         .library(name: name, type: .dynamic, targets: [name]),
-        .target(name: name, dependencies: ["StageABI", "StageKit"], path: path)
+        .target(name: name, dependencies: ["StageABI", "StageKit"], path: path, swiftSettings: hotPath)
     )
 }
 
@@ -27,6 +32,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sssonector", targets: ["sssonector"]),
+        .executable(name: "stage-hook-bench", targets: ["stage-hook-bench"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -37,7 +43,7 @@ let package = Package(
         .target(name: "StageABI", path: "Sources/StageABI"),
         .systemLibrary(name: "CLTDL", path: "Sources/CLTDL"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
-        .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues"], path: "Sources/StageKit"),
+        .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues"], path: "Sources/StageKit", swiftSettings: hotPath),
         .target(
             name: "SSSonectorCore",
             dependencies: [
@@ -46,7 +52,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/SSSonectorCore"
+            path: "Sources/SSSonectorCore",
+            swiftSettings: hotPath
         ),
         .executableTarget(
             name: "sssonector",
@@ -57,6 +64,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/sssonector"
+        ),
+        .executableTarget(
+            name: "stage-hook-bench",
+            dependencies: ["SSSonectorCore", .product(name: "Logging", package: "swift-log")],
+            path: "benchmarks/stage-hook-bench"
         ),
         .target(name: "ABIGoldenLayout", dependencies: ["StageABI"], path: "Tests/ABIGoldenLayout"),
         .testTarget(

@@ -13,10 +13,13 @@ public final class ConnectionChain {
     private let conn: UnsafeMutablePointer<sss_conn>
     private let peerIP: UnsafeMutablePointer<CChar>
     private let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    // Per-connection tables live in one manual allocation, not in Swift arrays: arrays stored
+    // in a class pay a dynamic exclusivity check on every mutation, and this is the per-chunk
+    // path.
     /// Per-stage events for this connection (narrowed by on_open).
-    private var connectionEvents: ContiguousArray<UInt64>
+    private let connectionEvents: UnsafeMutablePointer<UInt64>
     /// Per-stage, per-direction stream offset each stage has granted up to.
-    private var granted: ContiguousArray<UInt64>
+    private let granted: UnsafeMutablePointer<UInt64>
     /// Number of stages the connection entered (on_open reached them).
     public private(set) var entered = 0
     public private(set) var isClosed = false
@@ -24,7 +27,7 @@ public final class ConnectionChain {
     public private(set) var inspectsUp = false
     public private(set) var inspectsDown = false
     /// Per-stage, per-direction: the stage has been told about EOF.
-    private var eofOffered: ContiguousArray<Bool>
+    private let eofOffered: UnsafeMutablePointer<Bool>
     /// This connection's copy of the upstream set (live `active` figures), built on demand.
     private var upstreamItems: UnsafeMutablePointer<sss_upstream>?
     private var upstreamItemsCapacity = 0
@@ -49,9 +52,12 @@ public final class ConnectionChain {
         self.chain = chain
         self.hooks = chain.hooks
         let count = chain.hooks.count
-        self.connectionEvents = ContiguousArray(chain.hooks.map(\.events))
-        self.granted = ContiguousArray(repeating: 0, count: count * 2)
-        self.eofOffered = ContiguousArray(repeating: false, count: count * 2)
+        self.connectionEvents = .allocate(capacity: max(count, 1))
+        for (i, h) in chain.hooks.enumerated() { (connectionEvents + i).initialize(to: h.events) }
+        self.granted = .allocate(capacity: max(count * 2, 1))
+        granted.initialize(repeating: 0, count: max(count * 2, 1))
+        self.eofOffered = .allocate(capacity: max(count * 2, 1))
+        eofOffered.initialize(repeating: false, count: max(count * 2, 1))
         self.upstreamSet = .allocate(capacity: 1)
         upstreamSet.initialize(to: sss_upstream_set())
         self.slots = .allocate(capacity: max(count, 1))
@@ -74,6 +80,9 @@ public final class ConnectionChain {
         if !isClosed && entered > 0 { close(CloseInfo(cause: SSS_CLOSE_ERROR), now: conn.pointee.now_ns) }
         conn.deallocate()
         slots.deallocate()
+        connectionEvents.deallocate()
+        granted.deallocate()
+        eofOffered.deallocate()
         free(peerIP)
         upstreamItems?.deallocate()
         upstreamSet.deallocate()
@@ -111,8 +120,9 @@ public final class ConnectionChain {
                 return .rejected(stage: i, reasonCode: code, text: String(nulTerminated: reason))
             }
         }
-        inspectsUp = connectionEvents.contains { $0 & SSS_EV_DATA_UP != 0 }
-        inspectsDown = connectionEvents.contains { $0 & SSS_EV_DATA_DOWN != 0 }
+        let events = UnsafeBufferPointer(start: connectionEvents, count: hooks.count)
+        inspectsUp = events.contains { $0 & SSS_EV_DATA_UP != 0 }
+        inspectsDown = events.contains { $0 & SSS_EV_DATA_DOWN != 0 }
         return .accepted
     }
 

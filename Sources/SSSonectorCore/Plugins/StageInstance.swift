@@ -14,8 +14,11 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
     public let events: StageEvents
     public let tickIntervalMilliseconds: UInt32
     public let services: HostServices
-    let inst: UnsafeMutableRawPointer?
-    let hooks: sss_stage_type
+    /// The plugin's instance pointer (for tools that call hooks directly, such as the hook
+    /// micro-benchmark; the host itself goes through `ConnectionChain`).
+    public let inst: UnsafeMutableRawPointer?
+    /// The type's hook table as this host read it.
+    public let hooks: sss_stage_type
     private var destroyed = false
 
     /// Creates an instance through the type's `create` hook. Throws `PluginError.configRejected`
