@@ -4,7 +4,7 @@ import Synchronization
 /// A real `sssonector` process started by a test: it reads the bound ports from the host's
 /// stdout, collects stderr, and is always stopped (SIGTERM, then SIGKILL) by `stop()`.
 final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
-    let process = Process()
+    let process: Process
     private let lock = NSLock()
     private var stdoutText = ""
     private var stderrText = ""
@@ -15,15 +15,8 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
     /// Runs `sssonector ARGS...` (for example `run file.json`); waits until `pipelines`
     /// listeners are up (0: don't wait).
     init(_ arguments: [String], pipelines: Int = 1, environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.binPath("sssonector"))
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LD_BIND_NOW"] = "1"
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let (process, out, err) = Self.makeProcess(arguments, environment: environment)
+        self.process = process
         expected = pipelines
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
@@ -80,6 +73,18 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
 
     /// Runs `sssonector ARGS...` to completion; returns exit status, stdout and stderr.
     static func runToEnd(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let (p, out, err) = makeProcess(arguments, environment: environment)
+        try p.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+extension HostProcess {
+    /// `sssonector ARGS...` with LD_BIND_NOW=1 (every symbol resolved at load) and pipes.
+    static func makeProcess(_ arguments: [String], environment: [String: String]) -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestEnvironment.binPath("sssonector"))
         p.arguments = arguments
@@ -90,11 +95,7 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        try p.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (p, out, err)
     }
 }
 
