@@ -32,12 +32,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sssonector", targets: ["sssonector"]),
+        .executable(name: "sssonector-bench", targets: ["sssonector-bench"]),
         .executable(name: "stage-hook-bench", targets: ["stage-hook-bench"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(name: "StageABI", path: "Sources/StageABI"),
@@ -64,6 +66,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/sssonector"
+        ),
+        .executableTarget(
+            name: "sssonector-bench",
+            dependencies: [
+                "SSSonectorCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Sources/sssonector-bench"
         ),
         .executableTarget(
             name: "stage-hook-bench",

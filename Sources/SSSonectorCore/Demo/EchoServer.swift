@@ -11,22 +11,55 @@ public final class EchoServer: Sendable {
 
     private init(channel: Channel) { self.channel = channel }
 
+    /// What the server does with the bytes it receives.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Send every byte back.
+        case echo
+        /// Discard them (the far end of a bulk-throughput run).
+        case sink
+    }
+
     /// Listens on `host:port` (port 0: any free port).
-    public static func start(host: String = "127.0.0.1", port: Int = 0, group: EventLoopGroup) async throws -> EchoServer {
-        let channel = try await ServerBootstrap(group: group)
+    public static func start(host: String = "127.0.0.1", port: Int = 0, mode: Mode = .echo,
+                             group: EventLoopGroup) async throws -> EchoServer {
+        try await bootstrap(mode: mode, group: group).bind(host: host, port: port).map(EchoServer.init).get()
+    }
+
+    /// `start` for synchronous callers (command-line tools).
+    public static func startBlocking(host: String, port: Int, mode: Mode, group: EventLoopGroup) throws -> EchoServer {
+        try bootstrap(mode: mode, group: group).bind(host: host, port: port).map(EchoServer.init).wait()
+    }
+
+    private static func bootstrap(mode: Mode, group: EventLoopGroup) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(mode == .echo ? EchoHandler() as ChannelHandler : SinkHandler())
+                }
             }
-            .bind(host: host, port: port).get()
-        return EchoServer(channel: channel)
     }
 
     public func stop() async {
         try? await channel.close()
+    }
+}
+
+/// Discards what it reads; half-closes back when the client does.
+final class SinkHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
     }
 }
 
@@ -59,8 +92,12 @@ final class EchoHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            context.flush()
-            context.close(mode: .output, promise: nil)
+            // Shut the output only once every echoed byte is written: with the input closed
+            // already, NIO turns an output close into a full close that drops pending writes.
+            let drained = context.eventLoop.makePromise(of: Void.self)
+            let channel = context.channel
+            drained.futureResult.whenComplete { _ in channel.close(mode: .output, promise: nil) }
+            context.writeAndFlush(NIOAny(ByteBuffer()), promise: drained)
         }
     }
 
