@@ -12,6 +12,18 @@ struct Run: ParsableCommand {
     @Argument(help: "Pipeline files (JSON).")
     var files: [String]
 
+    @Option(help: "Serve the admin API (stats, metrics, control) on host:port (loopback unless --admin-token).")
+    var admin: String?
+
+    @Option(help: "Bearer token the admin API requires (mandatory for a non-loopback --admin).")
+    var adminToken: String?
+
+    func validate() throws {
+        if let admin, case .failure(let problem) = EndpointAddress.parse(admin, allowPortZero: true) {
+            throw ValidationError("--admin: \(problem.message)")
+        }
+    }
+
     func run() throws {
         let logger = global.makeLogger()
         // Catch the signals before anyone can learn we are up (the listening lines), so a
@@ -25,6 +37,17 @@ struct Run: ParsableCommand {
             error.lines.forEach(printError)
             if case .invalid = error { throw SSSonectorCommand.invalidInput }
             throw SSSonectorCommand.runtimeFailure
+        }
+        if let admin, case .success(let address) = EndpointAddress.parse(admin, allowPortZero: true) {
+            do {
+                let bound = try host.startAdmin(address: address, token: adminToken)
+                print("admin listening on \(bound)")
+            } catch {
+                error.lines.forEach(printError)
+                host.shutdown()
+                if case .invalid = error { throw SSSonectorCommand.invalidInput }
+                throw SSSonectorCommand.runtimeFailure
+            }
         }
         for (pipeline, address) in bound {
             // A stable line on stdout: scripts and tests read the bound port from it.

@@ -18,6 +18,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     private var pipelines: PipelineSet?
     private var listeners: [PipelineListener] = []
     private var ticks: [RepeatedTask] = []
+    private var admin: AdminServer?
 
     public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock()) {
         self.files = files
@@ -78,6 +79,27 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     /// The running pipelines (for stats and the admin API).
     public var runtimes: [PipelineRuntime] { pipelines?.runtimes ?? [] }
 
+    /// Whether every pipeline is listening.
+    public var isListening: Bool { !listeners.isEmpty && listeners.allSatisfy { $0.channel.isActive } }
+
+    /// Starts the admin API (SPEC §7) on `address`; returns the bound address. A non-loopback
+    /// address needs a token; every request must then carry it as a bearer token.
+    public func startAdmin(address: EndpointAddress, token: String?) throws(HostError) -> String {
+        let loopback = ["127.0.0.1", "::1", "localhost"].contains(address.host)
+        guard loopback || token != nil else {
+            throw .invalid(["--admin \(address): a non-loopback admin address requires --admin-token"])
+        }
+        let router = AdminRouter(host: self, metrics: HostMetrics(registry: metrics.prometheus, runtimes: runtimes),
+                                 control: control.next(), token: token)
+        do {
+            let server = try AdminServer.start(host: address.host, port: address.port, router: router, group: group)
+            admin = server
+            return server.channel.localAddress.map(Self.describe) ?? address.description
+        } catch {
+            throw .runtime(["--admin \(address): cannot listen: \(error)"])
+        }
+    }
+
     private func scheduleTicks(_ set: PipelineSet) {
         let loop = control.next()
         for runtime in set.runtimes {
@@ -98,6 +120,8 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     /// Graceful stop: stop accepting, let open connections finish for up to the longest
     /// `drain_timeout`, close the rest, destroy the stages, stop the loops.
     public func shutdown() {
+        admin?.close()
+        admin = nil
         stopListening()
         let drain = runtimes.map(\.config.connection.drainTimeout).max() ?? 0
         let deadline = clock.monotonicNanoseconds() &+ drain

@@ -1,3 +1,4 @@
+import Prometheus
 import Synchronization
 
 /// The kinds of metric a stage (or the host) may define.
@@ -5,10 +6,11 @@ public enum MetricKind: UInt32, Sendable {
     case counter = 0, gauge = 1, histogram = 2
 }
 
-/// Metrics defined by the host and by stages through the `metric_*` services.
+/// Metrics defined by the host and by stages through the `metric_*` services, kept in a
+/// swift-prometheus registry (which renders `/metrics`).
 ///
-/// Definition takes a lock and happens off the hot path (control thread). Updates by id are
-/// lock-free: ids index an append-only table of atomic cells that is published as a whole.
+/// Definition takes a lock and happens off the hot path (control thread). Updates by id go to
+/// the swift-prometheus objects (atomics) through an append-only table.
 public final class MetricsRegistry: Sendable {
     /// One defined series: name, labels and its storage.
     public struct Series: Sendable {
@@ -19,16 +21,17 @@ public final class MetricsRegistry: Sendable {
         let cell: MetricCell
     }
 
-    private struct State {
-        var series: [Series] = []
-        var index: [String: UInt32] = [:]
-    }
-
-    private let state = Mutex(State())
-    /// Fast path for updates: a published copy of the cells (append-only).
+    /// The swift-prometheus registry that renders the text format.
+    public let prometheus = PrometheusCollectorRegistry()
+    private let state = Mutex<(series: [Series], index: [String: UInt32])>(([], [:]))
     private let cells = Mutex<[MetricCell]>([])
 
     public init() {}
+
+    /// Histogram buckets in base units (seconds or bytes).
+    static let buckets: [Double] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+    ]
 
     /// Defines (or finds) a series. Names get the `sssonector_` prefix when they lack it.
     public func define(kind: MetricKind, name: String, help: String, labels: [(String, String)]) -> UInt32 {
@@ -37,7 +40,13 @@ public final class MetricsRegistry: Sendable {
         return state.withLock { state in
             if let id = state.index[key] { return id }
             let id = UInt32(state.series.count)
-            let cell = MetricCell(kind: kind)
+            let cell: MetricCell
+            switch kind {
+            case .counter: cell = .counter(prometheus.makeCounter(descriptor: MetricNameDescriptor(metricName: fullName, unitName: "", helpText: help), labels: labels))
+            case .gauge: cell = .gauge(prometheus.makeGauge(descriptor: MetricNameDescriptor(metricName: fullName, unitName: "", helpText: help), labels: labels))
+            case .histogram:
+                cell = .histogram(prometheus.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: fullName, unitName: "", helpText: help), labels: labels, buckets: Self.buckets))
+            }
             state.series.append(Series(kind: kind, name: fullName, help: help, labels: labels, cell: cell))
             state.index[key] = id
             cells.withLock { $0.append(cell) }
@@ -45,7 +54,7 @@ public final class MetricsRegistry: Sendable {
         }
     }
 
-    @inline(__always) private func cell(_ id: UInt32) -> MetricCell? {
+    private func cell(_ id: UInt32) -> MetricCell? {
         cells.withLock { Int(id) < $0.count ? $0[Int(id)] : nil }
     }
 
@@ -55,49 +64,37 @@ public final class MetricsRegistry: Sendable {
 
     /// Every series defined so far, in definition order.
     public func snapshot() -> [Series] { state.withLock { $0.series } }
+
+    /// The Prometheus text exposition of every metric.
+    public func prometheusText() -> String { prometheus.emitToString() }
 }
 
-/// Storage for one series. Counters and gauges keep a Double's bits in one atomic word;
-/// histograms keep their buckets under a lock (they are observed per connection, not per chunk).
-final class MetricCell: Sendable {
-    static let bucketBounds: [Double] = [
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-        5, 10, 30, 60, 300,
-    ]
-    struct Histogram {
-        var buckets: [UInt64] = Array(repeating: 0, count: MetricCell.bucketBounds.count)
-        var count: UInt64 = 0
-        var sum: Double = 0
-    }
-
-    let kind: MetricKind
-    private let bits = Atomic<UInt64>(0)
-    private let histogram = Mutex(Histogram())
-
-    init(kind: MetricKind) { self.kind = kind }
+/// One series' swift-prometheus object.
+enum MetricCell: Sendable {
+    case counter(Counter)
+    case gauge(Gauge)
+    case histogram(ValueHistogram)
 
     func add(_ delta: Int64) {
-        var old = bits.load(ordering: .relaxed)
-        while true {
-            let new = (Double(bitPattern: old) + Double(delta)).bitPattern
-            let (done, current) = bits.compareExchange(expected: old, desired: new, ordering: .relaxed)
-            if done { return }
-            old = current
+        switch self {
+        case .counter(let c): if delta > 0 { c.increment(by: delta) }
+        case .gauge(let g): g.increment(by: Double(delta))
+        case .histogram(let h): h.record(Double(delta))
         }
     }
 
-    func set(_ value: Double) { bits.store(value.bitPattern, ordering: .relaxed) }
+    func set(_ value: Double) {
+        switch self {
+        case .gauge(let g): g.set(to: value)
+        case .counter, .histogram: observe(value)
+        }
+    }
 
     func observe(_ value: Double) {
-        guard kind == .histogram else { return set(value) }
-        histogram.withLock { h in
-            if let i = Self.bucketBounds.firstIndex(where: { value <= $0 }) { h.buckets[i] += 1 }
-            h.count += 1
-            h.sum += value
+        switch self {
+        case .histogram(let h): h.record(value)
+        case .gauge(let g): g.set(to: value)
+        case .counter(let c): if value > 0 { c.increment(by: value) }
         }
     }
-
-    var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
-    /// Per-bucket (not cumulative) counts aligned with `bucketBounds`, the count and the sum.
-    var histogramSnapshot: Histogram { histogram.withLock { $0 } }
 }

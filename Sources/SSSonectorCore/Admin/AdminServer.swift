@@ -1,0 +1,78 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin HTTP/1.1 server (SPEC §7) on the host's event loops, through NIOHTTP1.
+final class AdminServer: Sendable {
+    let channel: Channel
+
+    private init(channel: Channel) { self.channel = channel }
+
+    static func start(host: String, port: Int, router: AdminRouter, group: EventLoopGroup) throws -> AdminServer {
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(router: router))
+                }
+            }
+            .bind(host: host, port: port).wait()
+        return AdminServer(channel: channel)
+    }
+
+    func close() { try? channel.close().wait() }
+}
+
+/// Collects one request (head and body), routes it, writes the answer.
+final class AdminHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let router: AdminRouter
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private static let maxBody = 1 << 20
+
+    init(router: AdminRouter) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.clear()
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes <= Self.maxBody { body.writeBuffer(&chunk) }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let text = String(buffer: body)
+            let keepAlive = head.isKeepAlive
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            router.route(method: head.method, uri: head.uri, authorization: head.headers["authorization"].first,
+                         body: text, on: context.eventLoop).whenComplete { result in
+                let response = (try? result.get()) ?? .error(.internalServerError, "internal error")
+                Self.write(response, keepAlive: keepAlive, context: bound.value)
+            }
+        }
+    }
+
+    private static func write(_ response: AdminResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(response.body.utf8.count))
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: done)
+        if !keepAlive {
+            let channel = context.channel
+            done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
