@@ -49,8 +49,13 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
     var stderr: String { lock.lock(); defer { lock.unlock() }; return stderrText }
 
     /// The port pipeline `name` listens on.
-    func port(of name: String) -> Int? {
-        for line in stdout.split(separator: "\n") where line.hasPrefix("pipeline \(name) listening on ") {
+    func port(of name: String) -> Int? { port(line: "pipeline \(name) listening on ") }
+
+    /// The admin API's port (with `--admin`).
+    var adminPort: Int? { port(line: "admin listening on ") }
+
+    private func port(line prefix: String) -> Int? {
+        for line in stdout.split(separator: "\n") where line.hasPrefix(prefix) {
             return line.split(separator: ":").last.flatMap { Int($0) }
         }
         return nil
