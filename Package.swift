@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "sssonector-bench",
             dependencies: [
-                "SSSonectorCore",
+                "SSSonectorCore", "ConfigValues",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
