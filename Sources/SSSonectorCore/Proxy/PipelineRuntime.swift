@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// A running pipeline: its validated config, live upstream table, stage chain and counters.
 /// Shared by every connection of the pipeline (thread-safe).
@@ -11,6 +12,8 @@ public final class PipelineRuntime: Sendable {
     public let clock: any HostClock
     let registry: ConnectionRegistry
     let logger: Logger
+    /// Parsed upstream addresses by upstream id (addresses never change for an id).
+    private let targets = Mutex<[UInt64: UpstreamTarget]>([:])
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
          registry: ConnectionRegistry, logger: Logger) {
@@ -23,4 +26,14 @@ public final class PipelineRuntime: Sendable {
     }
 
     public var name: String { config.name }
+
+    /// Where to connect for upstream `entry`, parsed on first use.
+    func target(for entry: UpstreamEntry) -> UpstreamTarget {
+        targets.withLock { cache in
+            if let known = cache[entry.id] { return known }
+            let parsed = UpstreamConnector.target(for: entry.address)
+            cache[entry.id] = parsed
+            return parsed
+        }
+    }
 }

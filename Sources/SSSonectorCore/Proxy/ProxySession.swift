@@ -105,7 +105,7 @@ final class ProxySession {
         upstreamIndex = index
         attemptStartedAt = now
         let bound = NIOLoopBound(self, eventLoop: loop)
-        UpstreamConnector.connect(to: entry.address, on: loop, settings: settings) { channel in
+        UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings) { channel in
             try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: bound.value, side: .upstream))
         }.whenComplete { result in
             bound.value.connectCompleted(result, index: index, in: current)

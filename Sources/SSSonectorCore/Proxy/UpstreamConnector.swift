@@ -5,25 +5,36 @@ import StageABI
 /// Opens upstream connections on a given event loop with the pipeline's socket options, and
 /// turns connect errors into the ABI's outcomes.
 enum UpstreamConnector {
-    /// Connects to `address` on `loop` (the client's loop). IP literals skip name resolution.
+    /// Connects to `target` on `loop` (the client's loop). IP literals skip name resolution.
     static func connect(
-        to address: String, on loop: EventLoop, settings: ConnectionSettings,
+        to target: UpstreamTarget, on loop: EventLoop, settings: ConnectionSettings,
         initializer: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
-        let endpoint: EndpointAddress
-        switch EndpointAddress.parse(address, allowPortZero: false) {
-        case .success(let parsed): endpoint = parsed
-        case .failure(let problem): return loop.makeFailedFuture(UpstreamAddressError(message: problem.message))
+        switch target {
+        case .literal(let address): bootstrap(settings, loop, initializer).connect(to: address)
+        case .name(let endpoint): bootstrap(settings, loop, initializer).connect(host: endpoint.host, port: endpoint.port)
+        case .invalid(let message): loop.makeFailedFuture(UpstreamAddressError(message: message))
         }
-        let bootstrap = SocketOptions.apply(settings, to: ClientBootstrap(group: loop))
+    }
+
+    private static func bootstrap(
+        _ settings: ConnectionSettings, _ loop: EventLoop, _ initializer: @escaping @Sendable (Channel) throws -> Void
+    ) -> ClientBootstrap {
+        SocketOptions.apply(settings, to: ClientBootstrap(group: loop))
             .connectTimeout(.nanoseconds(Int64(clamping: settings.connectTimeout)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try initializer(channel) }
             }
-        if let literal = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) {
-            return bootstrap.connect(to: literal)
+    }
+
+    /// Parses an upstream address once: a socket address for IP literals, else a name to resolve.
+    static func target(for address: String) -> UpstreamTarget {
+        switch EndpointAddress.parse(address, allowPortZero: false) {
+        case .failure(let problem): return .invalid(problem.message)
+        case .success(let endpoint):
+            if let literal = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) { return .literal(literal) }
+            return .name(endpoint)
         }
-        return bootstrap.connect(host: endpoint.host, port: endpoint.port)
     }
 
     /// The ABI outcome and errno of a connect error.
@@ -55,6 +66,13 @@ enum UpstreamConnector {
         guard let io = error as? IOError else { return false }
         return io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
     }
+}
+
+/// Where to connect for one upstream, parsed once per upstream (not per connection).
+enum UpstreamTarget: Sendable {
+    case literal(SocketAddress)
+    case name(EndpointAddress)
+    case invalid(String)
 }
 
 /// An upstream address that cannot be connected to as written.
