@@ -28,7 +28,7 @@ struct Run: ParsableCommand {
         let logger = global.makeLogger()
         // Catch the signals before anyone can learn we are up (the listening lines), so a
         // SIGTERM sent right after them is never lost.
-        let signals = SignalWaiter(for: [SIGINT, SIGTERM])
+        let signals = SignalWaiter(for: [SIGINT, SIGTERM, SIGHUP])
         let host = Host(files: files, threads: global.threads, logger: logger)
         let bound: [(pipeline: String, address: String)]
         do {
@@ -54,7 +54,12 @@ struct Run: ParsableCommand {
             print("pipeline \(pipeline) listening on \(address)")
         }
         fflush(nil)  // stdout may be a pipe (tests, scripts): make the line visible now
-        let signal = signals.wait()
+        var signal = signals.wait()
+        while signal == SIGHUP {
+            logger.info("SIGHUP: reloading pipelines")
+            host.reloadNow().forEach(printError)
+            signal = signals.wait()
+        }
         logger.info("stopping: draining open connections", metadata: ["signal": "\(signal)"])
         host.shutdown()
         logger.info("stopped")

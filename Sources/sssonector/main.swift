@@ -1,10 +1,10 @@
 import ArgumentParser
 import Glibc
 
-// `run` waits for SIGINT/SIGTERM with sigwait: block them now, before any thread exists, so
+// `run` waits for SIGINT/SIGTERM/SIGHUP with sigwait: block them now, before any thread exists, so
 // every thread inherits the mask and a signal is never delivered with its default action.
 if CommandLine.arguments.dropFirst().first == "run" {
-    SignalWaiter.blockForWaiting([SIGINT, SIGTERM])
+    SignalWaiter.blockForWaiting([SIGINT, SIGTERM, SIGHUP])
 }
 
 SSSonectorCommand.main()

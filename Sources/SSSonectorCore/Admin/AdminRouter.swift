@@ -44,12 +44,16 @@ struct AdminRouter: Sendable {
             return control.submit { AdminResponse.json(.ok, StatsDocument.build(runtimes) { $0.statsJSON() }) }.hop(to: loop)
         case ("metrics", 1):
             guard method == .GET else { return loop.makeSucceededFuture(methodNotAllowed("GET")) }
-            metrics.refresh()
+            metrics.refresh(host.runtimes)
             return loop.makeSucceededFuture(AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4",
                                                           body: host.metrics.prometheusText()))
         case ("reload", 1):
             guard method == .POST else { return loop.makeSucceededFuture(methodNotAllowed("POST")) }
-            return loop.makeSucceededFuture(.error(.notImplemented, "reload is not implemented in this version; restart the host"))
+            return host.reload(completingOn: loop).map { errors in
+                errors.isEmpty ? .json(.ok, ["reloaded": true])
+                    : .json(.badRequest, ["error": "reload refused; the running configuration stays",
+                                          "errors": .array(errors.map { .string($0) })])
+            }
         case ("pipelines", _):
             return pipelineRoute(method: method, parts: Array(parts.dropFirst()), body: body, on: loop)
         default:

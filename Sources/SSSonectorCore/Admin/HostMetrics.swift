@@ -5,7 +5,6 @@ import Synchronization
 /// hot path only touches atomics).
 final class HostMetrics: Sendable {
     private struct PipelineSeries: Sendable {
-        let runtime: PipelineRuntime
         let active: Gauge
         let peak: Gauge
         let total: Counter
@@ -16,49 +15,61 @@ final class HostMetrics: Sendable {
     }
 
     private let registry: PrometheusCollectorRegistry
-    private let series: [PipelineSeries]
+    /// Series by pipeline name (a reload keeps the name and the series).
+    private let series = Mutex<[String: PipelineSeries]>([:])
     /// Counter values already exported, to add only the difference.
     private let exported = Mutex<[String: UInt64]>([:])
     private let rejected = Mutex<[String: Counter]>([:])
 
-    init(registry: PrometheusCollectorRegistry, runtimes: [PipelineRuntime]) {
+    init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        series = runtimes.map { r in
-            let l = [("pipeline", r.name)]
-            return PipelineSeries(
-                runtime: r,
-                active: registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "sssonector_connections_active", unitName: "", helpText: "Open client connections."), labels: l),
-                peak: registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "sssonector_connections_peak", unitName: "", helpText: "Most connections open at once."), labels: l),
-                total: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "sssonector_connections_total", unitName: "", helpText: "Client connections accepted."), labels: l),
-                failedConnects: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "sssonector_upstream_connect_failures_total", unitName: "", helpText: "Failed upstream connect attempts."), labels: l),
-                bytesUp: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "sssonector_bytes_up_total", unitName: "", helpText: "Bytes relayed from clients to upstreams."), labels: l),
-                bytesDown: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "sssonector_bytes_down_total", unitName: "", helpText: "Bytes relayed from upstreams to clients."), labels: l),
-                upstreamActive: registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "sssonector_upstreams", unitName: "", helpText: "Upstreams in the set."), labels: l))
+    }
+
+    private func series(for name: String) -> PipelineSeries {
+        series.withLock { table in
+            if let known = table[name] { return known }
+            let l = [("pipeline", name)]
+            func d(_ metric: String, _ help: String) -> MetricNameDescriptor {
+                MetricNameDescriptor(metricName: metric, unitName: "", helpText: help)
+            }
+            let made = PipelineSeries(
+                active: registry.makeGauge(descriptor: d("sssonector_connections_active", "Open client connections."), labels: l),
+                peak: registry.makeGauge(descriptor: d("sssonector_connections_peak", "Most connections open at once."), labels: l),
+                total: registry.makeCounter(descriptor: d("sssonector_connections_total", "Client connections accepted."), labels: l),
+                failedConnects: registry.makeCounter(descriptor: d("sssonector_upstream_connect_failures_total", "Failed upstream connect attempts."), labels: l),
+                bytesUp: registry.makeCounter(descriptor: d("sssonector_bytes_up_total", "Bytes relayed from clients to upstreams."), labels: l),
+                bytesDown: registry.makeCounter(descriptor: d("sssonector_bytes_down_total", "Bytes relayed from upstreams to clients."), labels: l),
+                upstreamActive: registry.makeGauge(descriptor: d("sssonector_upstreams", "Upstreams in the set."), labels: l))
+            table[name] = made
+            return made
         }
     }
 
     /// Copies the current figures into the Prometheus series.
-    func refresh() {
-        for s in series {
-            let c = s.runtime.counters
+    func refresh(_ runtimes: [PipelineRuntime]) {
+        for runtime in runtimes {
+            let s = series(for: runtime.name)
+            // Counters of a reloaded pipeline start again at zero: track each runtime apart.
+            let key = "\(runtime.name).\(ObjectIdentifier(runtime).hashValue)"
+            let c = runtime.counters
             s.active.set(to: Double(c.active.load(ordering: .relaxed)))
             s.peak.set(to: Double(c.peak.load(ordering: .relaxed)))
-            s.upstreamActive.set(to: Double(s.runtime.upstreams.current.count))
-            advance(s.total, "\(s.runtime.name).total", to: c.total.load(ordering: .relaxed))
-            advance(s.failedConnects, "\(s.runtime.name).failed", to: c.failedConnects.load(ordering: .relaxed))
-            advance(s.bytesUp, "\(s.runtime.name).up", to: c.bytesUp.load(ordering: .relaxed))
-            advance(s.bytesDown, "\(s.runtime.name).down", to: c.bytesDown.load(ordering: .relaxed))
+            s.upstreamActive.set(to: Double(runtime.upstreams.current.count))
+            advance(s.total, "\(key).total", to: c.total.load(ordering: .relaxed))
+            advance(s.failedConnects, "\(key).failed", to: c.failedConnects.load(ordering: .relaxed))
+            advance(s.bytesUp, "\(key).up", to: c.bytesUp.load(ordering: .relaxed))
+            advance(s.bytesDown, "\(key).down", to: c.bytesDown.load(ordering: .relaxed))
             for (reason, count) in c.rejectedByReason {
                 let counter = rejected.withLock { table in
-                    if let existing = table["\(s.runtime.name).\(reason)"] { return existing }
+                    if let existing = table["\(runtime.name).\(reason)"] { return existing }
                     let made = registry.makeCounter(
                         descriptor: MetricNameDescriptor(metricName: "sssonector_connections_rejected_total", unitName: "",
                                                          helpText: "Client connections rejected, by reason."),
-                        labels: [("pipeline", s.runtime.name), ("reason", reason)])
-                    table["\(s.runtime.name).\(reason)"] = made
+                        labels: [("pipeline", runtime.name), ("reason", reason)])
+                    table["\(runtime.name).\(reason)"] = made
                     return made
                 }
-                advance(counter, "\(s.runtime.name).rejected.\(reason)", to: count)
+                advance(counter, "\(key).rejected.\(reason)", to: count)
             }
         }
     }

@@ -12,13 +12,23 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     public let clock: any HostClock
     public let metrics = MetricsRegistry()
     let registry = ConnectionRegistry()
-    private let files: [String]
+    let files: [String]
+    /// Serializes stage creation (reload) with stage destruction (retirees): the ABI never
+    /// runs create and destroy concurrently.
+    let lifecycle = NSLock()
     private let group: MultiThreadedEventLoopGroup
     private let control = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private var pipelines: PipelineSet?
-    private var listeners: [PipelineListener] = []
-    private var ticks: [RepeatedTask] = []
+    /// Guards the mutable state below: reloads come from the signal thread or the admin API.
+    let lock = NSLock()
+    var listeners: [PipelineListener] = []
+    /// Repeated tasks (stage ticks, upstream cleanup) by runtime.
+    var ticks: [ObjectIdentifier: [RepeatedTask]] = [:]
+    /// Runtimes replaced by a reload, destroyed once their last connection closes.
+    var retired: [PipelineRuntime] = []
+    private var reaper: RepeatedTask?
     private var admin: AdminServer?
+    let indexes: LoopIndexes
+    var controlLoop: EventLoop { control.next() }
 
     public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock()) {
         self.files = files
@@ -26,6 +36,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         self.logger = logger
         self.clock = clock
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threadCount)
+        self.indexes = LoopIndexes(group)
     }
 
     /// Parses the files, loads every plugin and creates and destroys every stage, opening no
@@ -52,35 +63,56 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         case .success(let assembled): set = assembled
         case .failure(let errors): throw .invalid(errors.lines)
         }
-        pipelines = set
-        let indexes = LoopIndexes(group)
         var bound: [(String, String)] = []
+        lock.lock()
+        defer { lock.unlock() }
         for runtime in set.runtimes {
             do {
-                let listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
-                listeners.append(listener)
-                let address = listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text
-                bound.append((runtime.name, address))
-                logger.info("pipeline listening", metadata: [
-                    "pipeline": "\(runtime.name)", "address": "\(address)",
-                    "stages": "\(runtime.chain.stages.map(\.name).joined(separator: ","))",
-                    "upstreams": "\(runtime.config.upstreams.map(\.address.description).joined(separator: ","))",
-                ])
+                let listener = try listen(runtime)
+                bound.append((runtime.name, listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text))
             } catch {
                 stopListening()
                 set.destroy()
-                throw .runtime(["\(runtime.config.file): listen.address: cannot listen on \(runtime.config.listen.text): \(error)"])
+                throw error
             }
         }
-        scheduleTicks(set)
+        reaper = control.next().scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [weak self] _ in
+            self?.destroyDrainedRetirees()
+        }
         return bound
     }
 
+    /// Binds a listener for `runtime` and starts its ticks. Call with `lock` held.
+    func listen(_ runtime: PipelineRuntime) throws(HostError) -> PipelineListener {
+        let listener: PipelineListener
+        do {
+            listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
+        } catch {
+            throw .runtime(["\(runtime.config.file): listen.address: cannot listen on \(runtime.config.listen.text): \(error)"])
+        }
+        listeners.append(listener)
+        scheduleTicks(runtime)
+        logger.info("pipeline listening", metadata: [
+            "pipeline": "\(runtime.name)", "address": "\(listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text)",
+            "stages": "\(runtime.chain.stages.map(\.name).joined(separator: ","))",
+            "upstreams": "\(runtime.config.upstreams.map(\.address.description).joined(separator: ","))",
+        ])
+        return listener
+    }
+
     /// The running pipelines (for stats and the admin API).
-    public var runtimes: [PipelineRuntime] { pipelines?.runtimes ?? [] }
+    public var runtimes: [PipelineRuntime] {
+        lock.lock()
+        defer { lock.unlock() }
+        return listeners.map(\.runtime)
+    }
 
     /// Whether every pipeline is listening.
-    public var isListening: Bool { !listeners.isEmpty && listeners.allSatisfy { $0.channel.isActive } }
+    public var isListening: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !listeners.isEmpty && listeners.allSatisfy { $0.channel.isActive }
+    }
 
     /// Starts the admin API (SPEC §7) on `address`; returns the bound address. A non-loopback
     /// address needs a token; every request must then carry it as a bearer token.
@@ -89,7 +121,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         guard loopback || token != nil else {
             throw .invalid(["--admin \(address): a non-loopback admin address requires --admin-token"])
         }
-        let router = AdminRouter(host: self, metrics: HostMetrics(registry: metrics.prometheus, runtimes: runtimes),
+        let router = AdminRouter(host: self, metrics: HostMetrics(registry: metrics.prometheus),
                                  control: control.next(), token: token)
         do {
             let server = try AdminServer.start(host: address.host, port: address.port, router: router, group: group)
@@ -100,20 +132,41 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         }
     }
 
-    private func scheduleTicks(_ set: PipelineSet) {
+    /// Starts a runtime's stage ticks and upstream cleanup on the control loop. With `lock` held.
+    func scheduleTicks(_ runtime: PipelineRuntime) {
         let loop = control.next()
-        for runtime in set.runtimes {
-            for stage in runtime.chain.stages where stage.tickIntervalMilliseconds > 0 {
-                let interval = TimeAmount.milliseconds(Int64(stage.tickIntervalMilliseconds))
-                let clock = self.clock
-                ticks.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                    stage.tick(now: clock.monotonicNanoseconds())
-                })
-            }
-            let upstreams = runtime.upstreams
-            ticks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                upstreams.removeDrained()
+        var tasks: [RepeatedTask] = []
+        for stage in runtime.chain.stages where stage.tickIntervalMilliseconds > 0 {
+            let interval = TimeAmount.milliseconds(Int64(stage.tickIntervalMilliseconds))
+            let clock = self.clock
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                stage.tick(now: clock.monotonicNanoseconds())
             })
+        }
+        let upstreams = runtime.upstreams
+        tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            upstreams.removeDrained()
+        })
+        ticks[ObjectIdentifier(runtime)] = tasks
+    }
+
+    /// Stops a runtime's ticks and keeps it until its connections have closed. With `lock` held.
+    func retire(_ runtime: PipelineRuntime) {
+        ticks.removeValue(forKey: ObjectIdentifier(runtime))?.forEach { $0.cancel() }
+        retired.append(runtime)
+    }
+
+    /// On the control loop: destroys retired runtimes whose last connection has closed.
+    private func destroyDrainedRetirees() {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        lock.lock()
+        let done = retired.filter { $0.counters.active.load(ordering: .relaxed) == 0 }
+        retired.removeAll { $0.counters.active.load(ordering: .relaxed) == 0 }
+        lock.unlock()
+        for runtime in done {
+            runtime.chain.destroyAll()
+            logger.info("previous configuration of pipeline destroyed", metadata: ["pipeline": "\(runtime.name)"])
         }
     }
 
@@ -122,8 +175,11 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     public func shutdown() {
         admin?.close()
         admin = nil
+        lock.lock()
+        let current = listeners.map(\.runtime)
         stopListening()
-        let drain = runtimes.map(\.config.connection.drainTimeout).max() ?? 0
+        lock.unlock()
+        let drain = current.map(\.config.connection.drainTimeout).max() ?? 0
         let deadline = clock.monotonicNanoseconds() &+ drain
         while registry.count > 0 && clock.monotonicNanoseconds() < deadline {
             usleep(20_000)
@@ -134,14 +190,19 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
             let hardDeadline = clock.monotonicNanoseconds() &+ 2_000_000_000
             while registry.count > 0 && clock.monotonicNanoseconds() < hardDeadline { usleep(5_000) }
         }
-        ticks.forEach { $0.cancel() }
-        ticks = []
+        lock.lock()
+        reaper?.cancel()
+        ticks.values.forEach { $0.forEach { $0.cancel() } }
+        ticks = [:]
+        let everything = current + retired
+        retired = []
+        lock.unlock()
         try? control.syncShutdownGracefully()
-        pipelines?.destroy()
-        pipelines = nil
+        everything.forEach { $0.chain.destroyAll() }
         try? group.syncShutdownGracefully()
     }
 
+    /// Closes every listener. With `lock` held.
     private func stopListening() {
         for listener in listeners { _ = try? listener.close().wait() }
         listeners = []

@@ -2,18 +2,25 @@ import Logging
 import NIOCore
 import NIOPosix
 import StageABI
+import Synchronization
 
 /// Accepts a pipeline's connections: enforces `max_connections` at accept (over the limit the
 /// connection is closed at once and counted as `overload`; it never hangs) and starts a
 /// `ProxySession` for every other one, on the event loop that accepted it.
 final class PipelineListener: Sendable {
-    let runtime: PipelineRuntime
+    /// The runtime new connections get; a reload swaps it (open connections keep theirs).
+    private let slot: RuntimeSlot
     let channel: Channel
 
-    private init(runtime: PipelineRuntime, channel: Channel) {
-        self.runtime = runtime
+    private init(slot: RuntimeSlot, channel: Channel) {
+        self.slot = slot
         self.channel = channel
     }
+
+    var runtime: PipelineRuntime { slot.runtime }
+
+    /// Hands new connections to `runtime` from now on; returns the one it replaces.
+    func swap(to runtime: PipelineRuntime) -> PipelineRuntime { slot.swap(runtime) }
 
     /// The address it listens on (the port filled in when the file said 0).
     var boundAddress: SocketAddress? { channel.localAddress }
@@ -22,16 +29,17 @@ final class PipelineListener: Sendable {
     static func bind(_ runtime: PipelineRuntime, group: MultiThreadedEventLoopGroup, loopIndexes: LoopIndexes) -> EventLoopFuture<PipelineListener> {
         let settings = runtime.config.connection
         let address = runtime.config.listen.address
+        let slot = RuntimeSlot(runtime)
         let bootstrap = SocketOptions.apply(settings, to: ServerBootstrap(group: group))
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.admit(channel, runtime: runtime, loopIndexes: loopIndexes)
+                    try Self.admit(channel, runtime: slot.runtime, loopIndexes: loopIndexes)
                 }
             }
         return bootstrap.bind(host: address.host, port: address.port).map { channel in
-            PipelineListener(runtime: runtime, channel: channel)
+            PipelineListener(slot: slot, channel: channel)
         }
     }
 
@@ -53,6 +61,19 @@ final class PipelineListener: Sendable {
     /// Stops accepting.
     func close() -> EventLoopFuture<Void> {
         channel.close().recover { _ in }
+    }
+}
+
+/// The current runtime of a listener, swappable by a reload.
+final class RuntimeSlot: Sendable {
+    private let current: Mutex<PipelineRuntime>
+    init(_ runtime: PipelineRuntime) { current = Mutex(runtime) }
+    var runtime: PipelineRuntime { current.withLock { $0 } }
+    func swap(_ next: PipelineRuntime) -> PipelineRuntime {
+        current.withLock { old in
+            defer { old = next }
+            return old
+        }
     }
 }
 
