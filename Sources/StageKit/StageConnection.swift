@@ -33,6 +33,12 @@ public struct StageConnection {
     public var upstreamID: UInt64 { raw.pointee.upstream_id }
     /// Connect attempt number, 1-based (0 before the first).
     public var attempt: Int { Int(raw.pointee.attempt) }
+    /// The verified client certificate of a mutual-TLS listener ("CN=...; DNS:..., IP:...");
+    /// empty without one, or on a host older than ABI 1.1.
+    public var peerIdentity: String {
+        let end = MemoryLayout<sss_conn>.offset(of: \sss_conn.peer_identity)! + MemoryLayout<sss_str>.size
+        return Int(raw.pointee.struct_size) >= end ? raw.pointee.peer_identity.string : ""
+    }
 
     /// The object this stage stored for the connection, if it is of type `T`. No retain or
     /// release happens on this path.

@@ -6,7 +6,7 @@ struct SSSonectorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sssonector",
         abstract: "Relays TCP connections through a chain of stage plugins to upstream services.",
-        subcommands: [Run.self, Validate.self, PluginCommand.self, Demo.self])
+        subcommands: [Run.self, Validate.self, PluginCommand.self, CertsCommand.self, Demo.self])
 
     /// Exit codes (SPEC §2).
     static let invalidInput = ExitCode(2)

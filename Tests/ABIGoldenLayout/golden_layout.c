@@ -43,7 +43,7 @@ FIELD(sss_addr, family, 0)
 FIELD(sss_addr, port, 2)
 FIELD(sss_addr, scope_id, 4)
 FIELD(sss_addr, addr, 8)
-STRUCT(sss_conn, 144, 8)
+STRUCT(sss_conn, 160, 8)  /* 1.1 appended peer_identity (144 in 1.0) */
 FIELD(sss_conn, struct_size, 0)
 FIELD(sss_conn, thread_index, 4)
 FIELD(sss_conn, id, 8)
@@ -57,6 +57,7 @@ FIELD(sss_conn, now_ns, 120)
 FIELD(sss_conn, upstream_index, 128)
 FIELD(sss_conn, attempt, 132)
 FIELD(sss_conn, upstream_id, 136)
+FIELD(sss_conn, peer_identity, 144)  /* since 1.1 */
 STRUCT(sss_upstream, 64, 8)
 FIELD(sss_upstream, struct_size, 0)
 FIELD(sss_upstream, flags, 4)
@@ -168,7 +169,7 @@ FIELD(sss_module, type_count, 24)
 FIELD(sss_module, type_stride, 28)
 FIELD(sss_module, types, 32)
 CONST(SSS_ABI_MAJOR, 1)
-CONST(SSS_ABI_MINOR, 0)
+CONST(SSS_ABI_MINOR, 1)  /* the only line a minor may change */
 CONST(SSS_OK, 0)
 _Static_assert((long long)(SSS_E_ABI) == -1LL, "ABI break: SSS_E_ABI changed value");
 _Static_assert((long long)(SSS_E_CONFIG) == -2LL, "ABI break: SSS_E_CONFIG changed value");
@@ -248,6 +249,6 @@ CONST(SSS_CLOSE_OVERLOAD, 11)
 CONST(SSS_TYPE_SELECTS_UPSTREAM, 1)
 _Static_assert(sizeof(SSS_ENTRY_SYMBOL) == 16, "ABI break: entry symbol changed");
 
-int sss_abi_golden_checked_items(void) { return 230; }
+int sss_abi_golden_checked_items(void) { return 231; }
 int sss_abi_golden_major(void) { return (int)SSS_ABI_MAJOR; }
 int sss_abi_golden_minor(void) { return (int)SSS_ABI_MINOR; }

@@ -37,7 +37,7 @@ import Testing
 
     @Test func loadsAPluginFromANewerMinorWithLargerDescriptors() throws {
         let library = try PluginLibrary.load(try CPlugins.fixture("FUTURE_MINOR"))
-        #expect(library.abiMinor == 5)
+        #expect(library.abiMinor == 6)  // SSS_ABI_MINOR + 5
         #expect(library.moduleVersion == "9.9.9")
         // The unknown event bit is dropped; the known ones remain.
         #expect(library.types[0].supportedEvents == [.open, .close, .stats])
@@ -51,7 +51,7 @@ import Testing
     }
 
     static let refusals: [(variant: String, kind: PluginError.Kind, words: String)] = [
-        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.0; this host speaks 1.0"),
+        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.1; this host speaks 1.1"),
         ("NO_ENTRY", .noEntrySymbol, "does not export sss_stage_entry"),
         ("MISSING_HOOK", .missingHook, "declares event data_up but its on_data hook is NULL"),
         ("ENTRY_ERROR", .entryFailed, "sss_stage_entry failed: license file /etc/fixture.lic is missing"),

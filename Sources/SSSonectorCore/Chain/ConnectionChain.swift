@@ -71,7 +71,16 @@ public final class ConnectionChain {
             pipeline: sss_str(ptr: chain.pipelineName, len: UInt64(chain.pipelineNameLength)),
             listener: sss_str(ptr: chain.listenerText, len: UInt64(chain.listenerTextLength)),
             accepted_ns: acceptedAt, now_ns: acceptedAt, upstream_index: -1, attempt: 0,
-            upstream_id: 0))
+            upstream_id: 0, peer_identity: sss_str(ptr: nil, len: 0)))
+    }
+
+    private var peerIdentity: UnsafeMutablePointer<CChar>?
+
+    /// Sets the verified client certificate identity stages see (ABI 1.1), before `open`.
+    public func setPeerIdentity(_ identity: String) {
+        free(peerIdentity)
+        peerIdentity = strdup(identity)
+        conn.pointee.peer_identity = sss_str(ptr: peerIdentity, len: UInt64(identity.utf8.count))
     }
 
     deinit {
@@ -86,6 +95,7 @@ public final class ConnectionChain {
         free(peerIP)
         upstreamItems?.deallocate()
         upstreamSet.deallocate()
+        free(peerIdentity)
     }
 
     /// The connection's id.

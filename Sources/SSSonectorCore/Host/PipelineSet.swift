@@ -31,6 +31,11 @@ public struct PipelineSet {
         }
         var runtimes: [PipelineRuntime] = []
         for config in configs {
+            let (tls, tlsErrors) = PipelineTLS.build(config)
+            guard tlsErrors.isEmpty else {
+                lines += tlsErrors.map { "\(config.file): \($0)" }
+                continue
+            }
             let upstreams = UpstreamTable(config.upstreams.map { ($0.name, $0.address.description, $0.weight) })
             var pipelineLogger = logger
             pipelineLogger[metadataKey: "pipeline"] = "\(config.name)"
@@ -40,7 +45,7 @@ public struct PipelineSet {
             case .success(let stages):
                 let chain = StageChain(stages: stages, pipeline: config.name, listener: config.listen.text)
                 runtimes.append(PipelineRuntime(config: config, upstreams: upstreams, chain: chain, clock: clock,
-                                                registry: registry, logger: pipelineLogger))
+                                                registry: registry, logger: pipelineLogger, tls: tls))
             case .failure(let errors):
                 lines += errors.lines
             }

@@ -12,8 +12,10 @@ public struct PipelineConfig: Sendable {
     /// `plugin_path` entries (relative to the file).
     public var pluginPath: [String]
 
-    /// The folder of the file: the base for relative plugin paths.
-    public var directory: String {
+    /// The folder of the file: the base for relative plugin and certificate paths.
+    public var directory: String { Self.directory(of: file) }
+
+    static func directory(of file: String) -> String {
         guard let slash = file.lastIndex(of: "/") else { return "." }
         return slash == file.startIndex ? "/" : String(file[..<slash])
     }
@@ -23,12 +25,16 @@ public struct ListenConfig: Sendable {
     public var address: EndpointAddress
     /// The text as written (what stages see as `listener`).
     public var text: String
+    /// TLS termination, when `listen.tls` is set.
+    public var tls: ServerTLSSettings?
 }
 
 public struct UpstreamConfig: Sendable {
     public var name: String
     public var address: EndpointAddress
     public var weight: UInt32
+    /// TLS origination, when `upstreams[i].tls` is set.
+    public var tls: ClientTLSSettings?
 }
 
 /// `connection`: limits and timeouts for every connection of the pipeline.

@@ -49,8 +49,9 @@ public enum PipelineDecoder {
             }
             return n
         }
-        let listen = attempt { () throws(ConfigError) -> ListenConfig in try decodeListen(root) }
-        let upstreams = decodeUpstreams(root, errors: &errors)
+        let base = PipelineConfig.directory(of: file)
+        let listen = attempt { () throws(ConfigError) -> ListenConfig in try decodeListen(root, base: base) }
+        let upstreams = decodeUpstreams(root, base: base, errors: &errors)
         let connection = attempt { () throws(ConfigError) -> ConnectionSettings in try decodeConnection(root) } ?? ConnectionSettings()
         let stages = decodeStages(root, errors: &errors)
         let pluginPath = attempt { () throws(ConfigError) -> [String] in
@@ -68,22 +69,20 @@ public enum PipelineDecoder {
                               connection: connection, stages: stages, pluginPath: pluginPath)
     }
 
-    static func decodeListen(_ root: ConfigObject) throws(ConfigError) -> ListenConfig {
+    static func decodeListen(_ root: ConfigObject, base: String) throws(ConfigError) -> ListenConfig {
         guard let listen = try root.object("listen") else {
             throw ConfigError(path: "listen", "required: {\"address\": \"127.0.0.1:7000\"}")
         }
         let text = try listen.requiredString("address")
-        if listen.value("tls") != nil {
-            throw ConfigError(path: "listen.tls", "TLS is not supported by this build yet")
-        }
+        let tls = try listen.object("tls").map { o throws(ConfigError) in try decodeServerTLS(o, base: base) }
         try listen.finish()
         switch EndpointAddress.parse(text, allowPortZero: true) {
-        case .success(let address): return ListenConfig(address: address, text: text)
+        case .success(let address): return ListenConfig(address: address, text: text, tls: tls)
         case .failure(let problem): throw ConfigError(path: "listen.address", problem.message)
         }
     }
 
-    static func decodeUpstreams(_ root: ConfigObject, errors: inout [ConfigError]) -> [UpstreamConfig] {
+    static func decodeUpstreams(_ root: ConfigObject, base: String, errors: inout [ConfigError]) -> [UpstreamConfig] {
         let items: [(path: String, value: JSONValue)]
         do {
             guard let list = try root.array("upstreams"), !list.isEmpty else {
@@ -102,16 +101,14 @@ public enum PipelineDecoder {
                 let name = try u.requiredString("name")
                 let addressText = try u.requiredString("address")
                 let weight = try u.int("weight", default: 1, in: 0...1_000_000, rangeText: "a weight in 0...1000000")!
-                if u.value("tls") != nil {
-                    throw ConfigError(path: "\(path).tls", "TLS is not supported by this build yet")
-                }
+                let tls = try u.object("tls").map { o throws(ConfigError) in try decodeClientTLS(o, base: base) }
                 try u.finish()
                 guard !name.isEmpty else { throw ConfigError(path: "\(path).name", "must not be empty") }
                 if result.contains(where: { $0.name == name }) {
                     throw ConfigError(path: "\(path).name", "duplicate upstream name \"\(name)\"")
                 }
                 switch EndpointAddress.parse(addressText, allowPortZero: false) {
-                case .success(let address): result.append(UpstreamConfig(name: name, address: address, weight: UInt32(weight)))
+                case .success(let address): result.append(UpstreamConfig(name: name, address: address, weight: UInt32(weight), tls: tls))
                 case .failure(let problem): throw ConfigError(path: "\(path).address", problem.message)
                 }
             } catch {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import StageABI
 import Synchronization
 
@@ -55,7 +56,11 @@ final class PipelineListener: Sendable {
                                    threadIndex: loopIndexes.index(of: channel.eventLoop),
                                    peer: channel.remoteAddress, local: channel.localAddress)
         runtime.registry.add(NIOLoopBound(session, eventLoop: channel.eventLoop), id: id)
-        try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: session, side: .client))
+        if let server = runtime.tls.server {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server))
+        }
+        try channel.pipeline.syncOperations.addHandler(
+            RelaySideHandler(session: session, side: .client, awaitsHandshake: runtime.tls.server != nil))
     }
 
     /// Stops accepting.

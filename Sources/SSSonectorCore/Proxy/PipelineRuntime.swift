@@ -15,8 +15,12 @@ public final class PipelineRuntime: Sendable {
     /// Parsed upstream addresses by upstream id (addresses never change for an id).
     private let targets = Mutex<[UInt64: UpstreamTarget]>([:])
 
+    /// TLS contexts of the listener and the upstreams.
+    let tls: PipelineTLS
+
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
-         registry: ConnectionRegistry, logger: Logger) {
+         registry: ConnectionRegistry, logger: Logger, tls: PipelineTLS = PipelineTLS()) {
+        self.tls = tls
         self.config = config
         self.upstreams = upstreams
         self.chain = chain

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import StageABI
 
 /// One client connection through a pipeline (SPEC §4): runs the chain's open verdicts, chooses
@@ -37,16 +38,20 @@ final class ProxySession {
     private var idleTimer: Scheduled<Void>?
     private var retryTimer: Scheduled<Void>?
 
+    /// The client's IP, for logs.
+    let peerIP: String
+
     init(pipeline: PipelineRuntime, loop: EventLoop, id: UInt64, threadIndex: Int,
          peer: SocketAddress?, local: SocketAddress?) {
         self.pipeline = pipeline
+        self.peerIP = peer?.ipAddress ?? ""
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
                                      peer: peer.stageAddress, local: local.stageAddress,
-                                     peerIP: peer?.ipAddress ?? "", acceptedAt: acceptedAt)
+                                     peerIP: peerIP, acceptedAt: acceptedAt)
     }
 
     var id: UInt64 { chain.id }
@@ -55,10 +60,16 @@ final class ProxySession {
 
     // MARK: life cycle
 
-    /// The client side is active: run the open verdicts, then connect.
-    func start(client context: ChannelHandlerContext) {
-        client = context
-        armIdleTimer()
+    /// The client side is ready (connected; TLS handshake done on a TLS listener): run the open
+    /// verdicts, then connect.
+    func start(peerIdentity: String?) {
+        guard state == .opening else { return }
+        if let peerIdentity {
+            chain.setPeerIdentity(peerIdentity)
+            pipeline.logger.info("TLS client verified", metadata: [
+                "connection": "\(id)", "peer": "\(peerIP)", "identity": "\(peerIdentity)",
+            ])
+        }
         switch chain.open(now: now) {
         case .accepted:
             up.inspected = chain.inspectsUp
@@ -105,11 +116,76 @@ final class ProxySession {
         upstreamIndex = index
         attemptStartedAt = now
         let bound = NIOLoopBound(self, eventLoop: loop)
+        let tls = pipeline.tls.upstreams[entry.name]
         UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings) { channel in
-            try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: bound.value, side: .upstream))
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(
+                    try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+            }
+            try channel.pipeline.syncOperations.addHandler(
+                RelaySideHandler(session: bound.value, side: .upstream, awaitsHandshake: tls != nil))
         }.whenComplete { result in
-            bound.value.connectCompleted(result, index: index, in: current)
+            let session = bound.value
+            if tls != nil, case .success(let channel) = result {
+                // TCP is up; the attempt succeeds only when the TLS handshake does.
+                session.pendingHandshake = PendingHandshake(channel: channel, index: index, snapshot: current)
+                if session.handshakeCompletedEarly {
+                    session.upstreamHandshakeCompleted()
+                } else {
+                    // connect_timeout bounds the TLS handshake too.
+                    let remaining = session.settings.connectTimeout &- (session.now &- session.attemptStartedAt)
+                    session.handshakeTimer = session.loop.scheduleTask(in: .nanoseconds(Int64(clamping: max(remaining, 1)))) {
+                        _ = bound.value.upstreamHandshakeFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: remaining))))
+                    }
+                }
+            } else {
+                session.connectCompleted(result, index: index, in: current)
+            }
         }
+    }
+
+    /// An upstream whose TCP connect succeeded and whose TLS handshake is in progress.
+    struct PendingHandshake {
+        let channel: Channel
+        let index: Int
+        let snapshot: UpstreamSnapshot
+    }
+    private var pendingHandshake: PendingHandshake?
+    private var handshakeCompletedEarly = false
+    private var handshakeTimer: Scheduled<Void>?
+
+    /// The upstream's TLS handshake completed: the attempt succeeded.
+    func upstreamHandshakeCompleted() {
+        guard let pending = pendingHandshake else {
+            handshakeCompletedEarly = true
+            return
+        }
+        pendingHandshake = nil
+        handshakeCompletedEarly = false
+        handshakeTimer?.cancel()
+        connectCompleted(.success(pending.channel), index: pending.index, in: pending.snapshot)
+    }
+
+    /// The upstream's TLS handshake failed (or the connection closed during it): the attempt
+    /// failed, and the retry policy decides what follows.
+    private func upstreamHandshakeFailed(_ error: Error) -> Bool {
+        guard state == .connecting, let pending = pendingHandshake else { return false }
+        pendingHandshake = nil
+        handshakeTimer?.cancel()
+        upstream = nil
+        pending.channel.close(promise: nil)
+        connectCompleted(.failure(error), index: pending.index, in: pending.snapshot)
+        return true
+    }
+
+    /// A TLS client failed its handshake with our listener: refused, logged and counted.
+    private func clientHandshakeFailed(_ error: Error) {
+        pipeline.counters.rejected("tls_handshake")
+        pipeline.logger.warning("TLS handshake refused", metadata: [
+            "connection": "\(id)", "peer": "\(peerIP)", "error": "\(error)",
+        ])
+        reasonCode = SSS_REASON_POLICY
+        finish(SSS_CLOSE_ERROR)
     }
 
     private func connectCompleted(_ result: Result<Channel, Error>, index: Int, in current: UpstreamSnapshot) {
@@ -129,6 +205,7 @@ final class ProxySession {
             counters.total.wrappingAdd(1, ordering: .relaxed)
             upstreamCounters = counters
             state = .relaying
+            releaseEarlyBytes()
             resumeReading(.client)
             resumeReading(.upstream)
             maybeForwardEOF(SSS_DIR_UP)
@@ -157,6 +234,25 @@ final class ProxySession {
                 reasonCode = SSS_REASON_CONNECT_FAILED
                 finish(SSS_CLOSE_CONNECT_FAILED)
             }
+        }
+    }
+
+    /// Sends what arrived before relaying started (see `read`).
+    private func releaseEarlyBytes() {
+        for direction in [SSS_DIR_UP, SSS_DIR_DOWN] {
+            let held = direction == SSS_DIR_UP ? up.heldBytes : down.heldBytes
+            guard held > 0 else { continue }
+            let inspected = direction == SSS_DIR_UP ? up.inspected : down.inspected
+            if inspected {
+                offer(direction, reoffer: false)
+            } else if direction == SSS_DIR_UP {
+                up.released = up.received
+                while let chunk = up.nextReleasedChunk() { upstream?.write(NIOAny(chunk), promise: nil) }
+            } else {
+                down.released = down.received
+                while let chunk = down.nextReleasedChunk() { client?.write(NIOAny(chunk), promise: nil) }
+            }
+            flush(direction)
         }
     }
 
@@ -201,7 +297,12 @@ final class ProxySession {
     // MARK: events from the two sides
 
     func attached(_ side: Side, _ context: ChannelHandlerContext) {
-        if side == .upstream { upstream = context }
+        if side == .upstream {
+            upstream = context
+        } else {
+            client = context
+            armIdleTimer()  // also bounds a TLS handshake that never completes
+        }
     }
 
     /// Whether the side may read now (its pipe is relaying and has room).
@@ -218,7 +319,12 @@ final class ProxySession {
     }
 
     func read(_ side: Side, _ buffer: ByteBuffer) {
-        guard state == .relaying else { return }
+        guard state == .relaying else {
+            // Bytes decrypted together with the last TLS handshake message can arrive before
+            // the upstream is connected: keep them; they go out when relaying starts.
+            if state != .closed { side == .client ? up.hold(buffer) : down.hold(buffer) }
+            return
+        }
         activity &+= 1
         if side == .client {
             if up.inspected {
@@ -385,6 +491,13 @@ final class ProxySession {
 
     func failed(_ side: Side, _ error: Error) {
         guard state != .closed else { return }
+        if side == .upstream, upstreamHandshakeFailed(error) { return }
+        if side == .client, state == .opening { return clientHandshakeFailed(error) }
+        // A TLS peer that closes TCP without close_notify after its data: treated as its EOF,
+        // as HAProxy and nginx do (the bytes before it were authenticated).
+        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls, state == .relaying {
+            return inputClosed(side)
+        }
         pipeline.logger.debug("connection error", metadata: ["connection": "\(id)", "side": "\(side)", "error": "\(error)"])
         let reset = UpstreamConnector.isReset(error)
         switch side {
@@ -399,7 +512,9 @@ final class ProxySession {
     /// reached the other side.
     func inactive(_ side: Side) {
         guard state != .closed else { return }
+        if side == .upstream, upstreamHandshakeFailed(ChannelError.eof) { return }
         if side == .upstream && state == .connecting { return }  // a failed attempt, handled by the connector
+        if side == .client && state == .opening { return clientHandshakeFailed(ChannelError.eof) }
         let orderly = side == .client ? (up.eofReceived || down.eofForwarded) : (down.eofReceived || up.eofForwarded)
         guard orderly, state == .relaying else {
             return finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)

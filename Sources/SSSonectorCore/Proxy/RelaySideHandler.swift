@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// The channel handler on each side of a relayed connection (client and upstream). It hands
 /// every event to the shared `ProxySession` and holds back `read()` while the other side cannot
@@ -10,10 +12,16 @@ final class RelaySideHandler: ChannelDuplexHandler {
 
     private var session: ProxySession?
     private let side: ProxySession.Side
+    /// A TLS handler sits before this one: the session starts (client side) or the connect
+    /// counts as done (upstream side) only once the handshake has completed.
+    private let awaitsHandshake: Bool
+    /// Until the handshake completes, reads always pass: the TLS handler needs them.
+    private var handshakeDone = false
 
-    init(session: ProxySession, side: ProxySession.Side) {
+    init(session: ProxySession, side: ProxySession.Side, awaitsHandshake: Bool = false) {
         self.session = session
         self.side = side
+        self.awaitsHandshake = awaitsHandshake
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -21,7 +29,7 @@ final class RelaySideHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if side == .client { session?.start(client: context) }
+        if side == .client && !awaitsHandshake { session?.start(peerIdentity: nil) }
         context.fireChannelActive()
     }
 
@@ -36,6 +44,14 @@ final class RelaySideHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             session?.inputClosed(side)
+        } else if awaitsHandshake, let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+            handshakeDone = true
+            if side == .client {
+                let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+                session?.start(peerIdentity: certificate.map(PeerIdentity.describe))
+            } else {
+                session?.upstreamHandshakeCompleted()
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -57,7 +73,7 @@ final class RelaySideHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        guard let session else { return context.read() }
+        guard let session, !awaitsHandshake || handshakeDone else { return context.read() }
         if session.mayRead(side) {
             context.read()
         } else {

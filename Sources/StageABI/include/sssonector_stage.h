@@ -66,7 +66,7 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 
 #define SSS_ABI_MAJOR 1u
-#define SSS_ABI_MINOR 0u
+#define SSS_ABI_MINOR 1u  /* 1.1: sss_conn.peer_identity */
 
 /** The one symbol a stage library exports. */
 #define SSS_ENTRY_SYMBOL "sss_stage_entry"
@@ -199,6 +199,9 @@ typedef struct sss_conn {
     int32_t upstream_index;     /* index in the current upstream set; -1 until chosen */
     uint32_t attempt;           /* connect attempt number, 1-based; 0 before the first */
     uint64_t upstream_id;       /* stable id of the chosen upstream; 0 until chosen */
+    /* since 1.1: the verified client certificate of a mutual-TLS listener, as text
+     * ("CN=client,O=Org; DNS:a.example, IP:10.0.0.7"); empty otherwise. Check struct_size. */
+    sss_str peer_identity;
 } sss_conn;
 
 /* upstream flags */

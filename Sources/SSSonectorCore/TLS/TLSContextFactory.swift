@@ -1,0 +1,126 @@
+import ConfigValues
+import Foundation
+import NIOSSL
+import X509
+
+/// Builds swift-nio-ssl contexts from a pipeline's `tls` blocks, checking what an operator
+/// gets wrong (a missing or unreadable file, a key that does not match its certificate, an
+/// expired certificate) so `validate` reports it with the JSON path.
+enum TLSContextFactory {
+    /// The listener's context. `path` is the JSON path of the `tls` object.
+    static func server(_ s: ServerTLSSettings, path: String) throws(ConfigError) -> NIOSSLContext {
+        let chain = try certificates(s.certificate, path: "\(path).cert")
+        let key = try privateKey(s.key, path: "\(path).key")
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                           privateKey: .privateKey(key))
+        tls.minimumTLSVersion = s.minimumVersion == "1.3" ? .tlsv13 : .tlsv12
+        if let ca = s.clientCA {
+            tls.trustRoots = .certificates(try certificates(ca, path: "\(path).client_ca"))
+            tls.certificateVerification = .noHostnameVerification  // clients are not named hosts
+        }
+        return try context(tls, path: path)
+    }
+
+    /// An upstream's context.
+    static func client(_ c: ClientTLSSettings, path: String) throws(ConfigError) -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .fullVerification
+        if let ca = c.ca { tls.trustRoots = .certificates(try certificates(ca, path: "\(path).ca")) }
+        if let cert = c.certificate, let key = c.key {
+            tls.certificateChain = try certificates(cert, path: "\(path).cert").map { .certificate($0) }
+            tls.privateKey = .privateKey(try privateKey(key, path: "\(path).key"))
+        }
+        return try context(tls, path: path)
+    }
+
+    private static func context(_ tls: TLSConfiguration, path: String) throws(ConfigError) -> NIOSSLContext {
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw ConfigError(path: path, "the certificate and key do not work together: \(error)")
+        }
+    }
+
+    /// Reads a PEM certificate chain; refuses expired or not-yet-valid certificates.
+    static func certificates(_ file: String, path: String) throws(ConfigError) -> [NIOSSLCertificate] {
+        let pem: String
+        do {
+            pem = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigError(path: path, "cannot read \(file): \(PipelineDecoder.reason(error))")
+        }
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))
+        } catch {
+            throw ConfigError(path: path, "\(file) holds no PEM certificate: \(error)")
+        }
+        guard !chain.isEmpty else { throw ConfigError(path: path, "\(file) holds no PEM certificate") }
+        let now = Date()
+        for certificate in chain {
+            guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { continue }
+            if parsed.notValidAfter < now {
+                throw ConfigError(path: path, "\(file): the certificate for \(parsed.subject) expired on \(parsed.notValidAfter)")
+            }
+            if parsed.notValidBefore > now {
+                throw ConfigError(path: path, "\(file): the certificate for \(parsed.subject) is not valid before \(parsed.notValidBefore)")
+            }
+        }
+        return chain
+    }
+
+    static func privateKey(_ file: String, path: String) throws(ConfigError) -> NIOSSLPrivateKey {
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            throw ConfigError(path: path, "cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file")")
+        }
+        do {
+            return try NIOSSLPrivateKey(file: file, format: .pem)
+        } catch {
+            throw ConfigError(path: path, "\(file) holds no PEM private key: \(error)")
+        }
+    }
+}
+
+/// A pipeline's TLS contexts, built once per (re)load: new connections use them; open ones
+/// keep the ones they started with.
+struct PipelineTLS: Sendable {
+    /// For the listener, when `listen.tls` is set.
+    var server: NIOSSLContext?
+    /// Whether clients must present a certificate (mutual TLS).
+    var requiresClientCertificate = false
+    /// By upstream name, for upstreams with `tls`.
+    var upstreams: [String: UpstreamTLS] = [:]
+
+    struct UpstreamTLS: Sendable {
+        let context: NIOSSLContext
+        /// Checked against the certificate and sent as SNI; nil: chain verification only.
+        let serverName: String?
+    }
+
+    /// Builds every context of `config`; errors carry the JSON path.
+    static func build(_ config: PipelineConfig) -> (PipelineTLS, [ConfigError]) {
+        var tls = PipelineTLS()
+        var errors: [ConfigError] = []
+        if let s = config.listen.tls {
+            do {
+                tls.server = try TLSContextFactory.server(s, path: "listen.tls")
+                tls.requiresClientCertificate = s.clientCA != nil
+            } catch {
+                errors.append(error)
+            }
+        }
+        for (i, upstream) in config.upstreams.enumerated() {
+            guard let c = upstream.tls else { continue }
+            do {
+                let context = try TLSContextFactory.client(c, path: "upstreams[\(i)].tls")
+                let host = upstream.address.host
+                let isIP = CertificateKit.ipBytes(host) != nil
+                tls.upstreams[upstream.name] = UpstreamTLS(context: context, serverName: c.serverName ?? (isIP ? nil : host))
+            } catch {
+                errors.append(error)
+            }
+        }
+        return (tls, errors)
+    }
+}
