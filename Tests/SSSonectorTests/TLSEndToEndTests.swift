@@ -91,6 +91,47 @@ import Testing
         await echo.stop()
     }
 
+    @Test func noPlaintextCrossesTheTunnelAndReloadPicksUpNewCertificates() async throws {
+        let certs = try certificates()
+        let echo = try await EchoUpstreams(count: 1)
+        let serverFile = serverPipeline(certs: certs, upstreamPort: echo.ports[0])
+        let server = try HostProcess(["run", serverFile])
+        defer { server.stop() }
+        let spy = try TCPSpy(forwardingTo: try #require(server.port(of: "server")))
+        defer { spy.stop() }
+        let client = try HostProcess(["run", clientPipeline(certs: certs, remotePort: spy.port)])
+        defer { client.stop() }
+        let port = try #require(client.port(of: "client"))
+        let secret = Array("TOP-SECRET-PAYLOAD-".utf8)
+        let message = (0..<200).flatMap { _ in secret }
+        let c = try BlockingTCPClient(host: "127.0.0.1", port: port)
+        try c.send(message)
+        #expect(try c.receive(exactly: message.count) == message)
+        c.shutdownWrite()
+        _ = try c.receiveToEnd()
+        #expect(eventually { spy.bytes.count > message.count })  // everything went through the spy...
+        let captured = spy.bytes
+        let found = (0...(captured.count - secret.count)).contains { Array(captured[$0..<($0 + secret.count)]) == secret }
+        #expect(!found, "plaintext crossed the tunnel")  // ...and none of it in the clear
+
+        // New certificates (another CA) in the same files; SIGHUP: new clients need the new CA.
+        let old = TestEnvironment.temporaryDirectory()
+        for name in CertificateKit.files { try FileManager.default.copyItem(atPath: "\(certs)/\(name)", toPath: "\(old)/\(name)") }
+        let again = try HostProcess.runToEnd(["certs", "init", "--force", "--out", certs, "--name", "localhost"])
+        #expect(again.status == 0)
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(eventually { server.stderr.contains("reloaded") })
+        let serverPort = try #require(server.port(of: "server"))
+        let target = ["-connect", "127.0.0.1:\(serverPort)", "-servername", "localhost"]
+        let fresh = try openssl(["s_client", "-quiet", "-CAfile", "\(certs)/ca.pem", "-cert", "\(certs)/client.pem", "-key", "\(certs)/client.key"] + target,
+                                input: "fresh certificates\n")
+        #expect(fresh.stdout.contains("fresh certificates"), "\(fresh.stderr)")
+        let stale = try openssl(["s_client", "-quiet", "-CAfile", "\(old)/ca.pem", "-cert", "\(old)/client.pem", "-key", "\(old)/client.key"] + target,
+                                input: "stale certificates\n")
+        #expect(!stale.stdout.contains("stale certificates"))
+        await echo.stop()
+    }
+
     @Test func opensslClientsAreServedOnlyWithAValidCertificateAndVersion() async throws {
         let certs = try certificates()
         let other = try certificates()
