@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The mutual-TLS tunnel (two sssonector hosts) next to stunnel (two stunnel4 processes) on
+# loopback: same certificates (from `sssonector certs init`), same echo upstream, same loads
+# (sssonector-bench: 20 echo connections with 16 KiB messages, and connection churn).
+# Usage: benchmarks/tunnel-vs-stunnel.sh   (installs stunnel4 with apt-get when missing)
+set -u
+cd "$(dirname "$0")/.."
+command -v stunnel4 > /dev/null || { apt-get update -qq && apt-get install -y -qq stunnel4 > /dev/null; }
+swift build -c release > /dev/null
+R=$(swift build -c release --show-bin-path)
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+rm -rf $D/certs; $R/sssonector certs init --out $D/certs --name localhost > /dev/null
+$R/sssonector-bench echo -listen 127.0.0.1:19601 -threads 1 > /dev/null 2>&1 & E=$!
+cat > $D/stunnel-server.conf <<CONF
+foreground = yes
+pid =
+[srv]
+accept = 127.0.0.1:19611
+connect = 127.0.0.1:19601
+cert = $D/certs/server.pem
+key = $D/certs/server.key
+CAfile = $D/certs/ca.pem
+verifyChain = yes
+CONF
+cat > $D/stunnel-client.conf <<CONF
+foreground = yes
+pid =
+[cli]
+client = yes
+accept = 127.0.0.1:19612
+connect = 127.0.0.1:19611
+cert = $D/certs/client.pem
+key = $D/certs/client.key
+CAfile = $D/certs/ca.pem
+verifyChain = yes
+checkHost = localhost
+CONF
+stunnel4 $D/stunnel-server.conf > /dev/null 2>&1 & S1=$!
+stunnel4 $D/stunnel-client.conf > /dev/null 2>&1 & S2=$!
+cat > $D/server.json <<JSON
+{"version":1,"name":"ts","listen":{"address":"127.0.0.1:19621","tls":{"cert":"certs/server.pem","key":"certs/server.key","client_ca":"certs/ca.pem"}},
+ "upstreams":[{"name":"e","address":"127.0.0.1:19601"}]}
+JSON
+cat > $D/client.json <<JSON
+{"version":1,"name":"tc","listen":{"address":"127.0.0.1:19622"},
+ "upstreams":[{"name":"r","address":"127.0.0.1:19621","tls":{"ca":"certs/ca.pem","cert":"certs/client.pem","key":"certs/client.key","server_name":"localhost"}}]}
+JSON
+$R/sssonector run --log-level error $D/server.json > /dev/null 2>&1 & H1=$!
+$R/sssonector run --log-level error $D/client.json > /dev/null 2>&1 & H2=$!
+sleep 1.5
+for rep in 1 2 3; do
+  for name in stunnel:19612 sssonector:19622; do
+    port=${name#*:}
+    e=$($R/sssonector-bench -target 127.0.0.1:$port -connections 20 -payload 16384 -duration 3s -warmup 1s --json)
+    c=$($R/sssonector-bench -target 127.0.0.1:$port -mode connect -connections 20 -payload 64 -duration 3s -warmup 1s --json)
+    echo "$rep ${name%%:*} $(echo $e | python3 -c 'import json,sys; d=json.load(sys.stdin); print("MB/s %.1f req/s %.0f p99us %.0f errors %d" % (d["megabytes_per_second"], d["requests_per_second"], d["latency_us"]["p99"], d["errors"]))') conn/s $(echo $c | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f errors %d" % (d["requests_per_second"], d["errors"]))')"
+  done
+done
+kill $E $S1 $S2 $H1 $H2 2>/dev/null; wait 2>/dev/null
