@@ -80,8 +80,6 @@ public final class UpstreamSnapshot: @unchecked Sendable {  // immutable after i
         outSet.pointee.items = UnsafePointer(out)
     }
 
-    /// Index of the upstream with stable id `id`, if it is in this snapshot.
-    public func index(ofID id: UInt64) -> Int? { entries.firstIndex { $0.id == id } }
 }
 
 /// A pipeline's upstreams, changeable at run time (admin API). Readers take the current

@@ -28,7 +28,6 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     private var reaper: RepeatedTask?
     private var admin: AdminServer?
     let indexes: LoopIndexes
-    var controlLoop: EventLoop { control.next() }
 
     public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock()) {
         self.files = files
