@@ -17,7 +17,7 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
     private let trips: StageHost.Metric
     private let rejectedMetric: StageHost.Metric
 
-    /// Per-connection: half-open trials reserved for it at filter time.
+    /// Per-connection, only while it holds half-open trials reserved at filter time.
     final class Reservations {
         var ids: [UInt64] = []
     }
@@ -42,24 +42,24 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
     var tickIntervalMilliseconds: UInt32 { 250 }
 
     func open(_ c: StageConnection) -> OpenVerdict {
-        let ids = known.withLock { $0.map(\.id) }
-        let now = c.now, wall = host.wallNow()
+        let now = c.now
+        // The circuits hold every known upstream; no allocation on this per-connection path.
         let allOpen = circuits.withLock { table -> Bool in
-            guard !ids.isEmpty else { return false }
-            let blocked = ids.allSatisfy { id in
-                guard var circuit = table[id] else { return false }
-                circuit.advance(now: now, settings: settings, wall: wall)
-                table[id] = circuit
-                return circuit.state == .open
+            guard !table.isEmpty else { return false }
+            var blocked = true
+            for i in table.indices {
+                if table.values[i].state == .open, now &- table.values[i].openedAt >= settings.resetTimeout {
+                    table.values[i].advance(now: now, settings: settings, wall: host.wallNow())
+                }
+                if table.values[i].state != .open { blocked = false }
             }
-            if blocked { for id in ids { table[id]?.countRejection() } }
+            if blocked { for i in table.indices { table.values[i].countRejection() } }
             return blocked
         }
         if allOpen {
             rejectedMetric.increment()
             return .reject(.circuitOpen, "every upstream's circuit is open")
         }
-        c.setState(Reservations())
         return .accept
     }
 
@@ -91,7 +91,12 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
             return out
         }
         for i in blocked { eligible.remove(i) }
-        c.withState(as: Reservations.self) { $0.ids += reserved }
+        guard !reserved.isEmpty else { return }
+        if c.withState(as: Reservations.self, { $0.ids += reserved }) == nil {
+            let box = Reservations()
+            box.ids = reserved
+            c.setState(box)
+        }
     }
 
     func upstreamResult(_ c: StageConnection, _ r: ConnectResult) -> RetryAdvice {

@@ -43,16 +43,20 @@ final class BucketTable: Sendable {
     /// Takes one token for `key`, creating its bucket (full) with `limit` when new.
     func take(_ key: String, now: UInt64, limit: () -> RateLimitConfig.Limit) -> Bool {
         let allowed: Bool? = shards[shard(key)].withLock { table in
-            if table[key] == nil {
+            var entry: Entry
+            if let existing = table[key] {
+                entry = existing
+            } else {
                 if table.count >= perShardLimit {
                     table = table.filter { !$0.value.bucket.isFull(now: now) || $0.value.pinned }
                 }
                 guard table.count < perShardLimit else { return nil }
                 let l = limit()
-                table[key] = Entry(bucket: TokenBucket(rate: l.rate, burst: l.burst, now: now), pinned: false)
+                entry = Entry(bucket: TokenBucket(rate: l.rate, burst: l.burst, now: now), pinned: false)
             }
-            let ok = table[key]!.bucket.take(now: now)
-            if ok { table[key]!.allowed += 1 } else { table[key]!.rejected += 1 }
+            let ok = entry.bucket.take(now: now)
+            if ok { entry.allowed += 1 } else { entry.rejected += 1 }
+            table[key] = entry
             return ok
         }
         if let allowed { return allowed }

@@ -21,13 +21,6 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
         let shard = Mutex(TrackerShard())
     }
 
-    /// Per-connection: the client key, so close can attribute bytes.
-    final class Seen {
-        let client: String
-        var connectedUpstream: UInt64 = 0
-        init(client: String) { self.client = client }
-    }
-
     init(setup: StageSetup) throws {
         let c = try setup.configObject()
         try c.finish()
@@ -47,13 +40,11 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
         shard(c).shard.withLock { $0.countAccept(atSecond: c.now / 1_000_000_000) }
         metrics.active.set(Double(now))
         metrics.accepted.increment()
-        c.setState(Seen(client: c.peerIP))
-        return .accept
+        return .accept  // no per-connection state: close reads the client and upstream from the connection and the summary
     }
 
     func upstreamResult(_ c: StageConnection, _ r: ConnectResult) -> RetryAdvice {
         if r.succeeded {
-            c.withState(as: Seen.self) { $0.connectedUpstream = r.upstreamID }
             shard(c).shard.withLock { s in
                 s.upstreamActive[r.upstreamID, default: 0] += 1
                 s.upstreamTotal[r.upstreamID, default: 0] += 1
@@ -69,8 +60,8 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
     func close(_ c: StageConnection, _ s: CloseSummary) {
         let now = active.wrappingSubtract(1, ordering: .relaxed).newValue
         metrics.active.set(Double(now))
-        let client = c.withState(as: Seen.self) { $0.client } ?? c.peerIP
-        let upstream = c.withState(as: Seen.self) { $0.connectedUpstream } ?? 0
+        let client = c.peerIP
+        let upstream = s.upstreamID  // 0 when it never connected
         let reason: String? = s.cause == .rejected || s.cause == .noUpstream ? reasonName(s) : nil
         shard(c).shard.withLock { shard in
             shard.bytesUp += s.bytesUp

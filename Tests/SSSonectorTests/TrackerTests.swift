@@ -69,6 +69,8 @@ import Testing
         let (conn, name) = t.attempt(from: "10.0.0.7")
         #expect(name == "a")
         var close = ConnectionChain.CloseInfo(cause: SSS_CLOSE_CLIENT_EOF)
+        close.upstreamIndex = 0  // as the host reports it: the upstream the connection used
+        close.upstreamID = t.table.current.entries[0].id
         close.bytesUp = 100
         close.bytesDown = 2000
         conn.close(close, now: t.now)
