@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import NIOCore
 import NIOPosix
+import SSSonectorCore
 
 /// One simulated client, confined to its event loop: keeps a connection busy in the run's
 /// mode and records what it measured.
@@ -141,19 +142,7 @@ final class LoadWorker: @unchecked Sendable {  // confined to `loop`
         return WorkerSnapshot(latencies: latencies, errors: errors)
     }
 
-    static func kind(of error: Error) -> String {
-        if let io = error as? IOError {
-            switch io.errnoCode {
-            case ECONNREFUSED: return "refused"
-            case ECONNRESET, EPIPE: return "reset"
-            case ETIMEDOUT: return "timeout"
-            default: return "errno_\(io.errnoCode)"
-            }
-        }
-        if let c = error as? ChannelError, case .connectTimeout = c { return "timeout" }
-        if let many = error as? NIOConnectionError, let first = many.connectionErrors.first { return kind(of: first.error) }
-        return "other"
-    }
+    static func kind(of error: Error) -> String { connectOutcomeName(of: error) }
 }
 
 /// Hands a connection's events to its worker.

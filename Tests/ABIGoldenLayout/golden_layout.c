@@ -169,7 +169,7 @@ FIELD(sss_module, type_count, 24)
 FIELD(sss_module, type_stride, 28)
 FIELD(sss_module, types, 32)
 CONST(SSS_ABI_MAJOR, 1)
-CONST(SSS_ABI_MINOR, 1)  /* the only line a minor may change */
+CONST(SSS_ABI_MINOR, 1)  /* a minor changes this value and the size of a struct it appended to */
 CONST(SSS_OK, 0)
 _Static_assert((long long)(SSS_E_ABI) == -1LL, "ABI break: SSS_E_ABI changed value");
 _Static_assert((long long)(SSS_E_CONFIG) == -2LL, "ABI break: SSS_E_CONFIG changed value");

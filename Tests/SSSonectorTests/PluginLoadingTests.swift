@@ -33,6 +33,12 @@ import Testing
         let library = try PluginLibrary.load(try CPlugins.fixture(nil, frozenHeader: true))
         #expect(library.abiMajor == 1 && library.abiMinor == 0)
         #expect(library.types[0].supportedEvents == [.open, .close, .stats])
+        // It also runs: the host hands it a 1.1 connection (larger), it reads its 1.0 prefix.
+        let h = try ChainHarness(stages: [(library.path, "{}")])
+        let c = h.connection()
+        #expect(c.open(now: h.now) == .accepted)
+        h.finish(c)
+        #expect(h.chain.stages[0].statsJSON() == #"{"opens":1,"closes":1}"#)
     }
 
     @Test func loadsAPluginFromANewerMinorWithLargerDescriptors() throws {

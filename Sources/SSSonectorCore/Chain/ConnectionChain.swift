@@ -26,6 +26,8 @@ public final class ConnectionChain {
     /// Whether any entered stage wants data events in each direction.
     public private(set) var inspectsUp = false
     public private(set) var inspectsDown = false
+    /// Whether any entered stage asked for payload slices (otherwise none are built).
+    public private(set) var wantsSlices = false
     /// Per-stage, per-direction: the stage has been told about EOF.
     private let eofOffered: UnsafeMutablePointer<Bool>
     /// This connection's copy of the upstream set (live `active` figures), built on demand.
@@ -133,6 +135,7 @@ public final class ConnectionChain {
         let events = UnsafeBufferPointer(start: connectionEvents, count: hooks.count)
         inspectsUp = events.contains { $0 & SSS_EV_DATA_UP != 0 }
         inspectsDown = events.contains { $0 & SSS_EV_DATA_DOWN != 0 }
+        wantsSlices = events.contains { $0 & SSS_EV_DATA_SLICES != 0 }
         return .accepted
     }
 

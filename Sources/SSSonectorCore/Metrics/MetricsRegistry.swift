@@ -9,9 +9,10 @@ public enum MetricKind: UInt32, Sendable {
 /// Metrics defined by the host and by stages through the `metric_*` services, kept in a
 /// swift-prometheus registry (which renders `/metrics`).
 ///
-/// Definition takes a lock and happens off the hot path (control thread). Updates by id go to
-/// the swift-prometheus objects (atomics) through an append-only table.
-public final class MetricsRegistry: Sendable {
+/// Definition takes a lock and happens off the hot path (control thread). Updates by id take
+/// no lock: ids index a fixed, append-only table whose length is published atomically, and the
+/// swift-prometheus objects behind it are atomics.
+public final class MetricsRegistry: @unchecked Sendable {  // `slots` is append-only, published via `published`
     /// One defined series: name, labels and its storage.
     public struct Series: Sendable {
         public let kind: MetricKind
@@ -24,9 +25,20 @@ public final class MetricsRegistry: Sendable {
     /// The swift-prometheus registry that renders the text format.
     public let prometheus = PrometheusCollectorRegistry()
     private let state = Mutex<(series: [Series], index: [String: UInt32])>(([], [:]))
-    private let cells = Mutex<[MetricCell]>([])
+    /// Up to `capacity` series; a definition past it gets an id whose updates do nothing.
+    static let capacity = 16_384
+    private let slots: UnsafeMutablePointer<MetricCell?>
+    private let published = Atomic<Int>(0)
 
-    public init() {}
+    public init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: nil, count: Self.capacity)
+    }
+
+    deinit {
+        slots.deinitialize(count: Self.capacity)
+        slots.deallocate()
+    }
 
     /// Histogram buckets in base units (seconds or bytes).
     static let buckets: [Double] = [
@@ -49,13 +61,17 @@ public final class MetricsRegistry: Sendable {
             }
             state.series.append(Series(kind: kind, name: fullName, help: help, labels: labels, cell: cell))
             state.index[key] = id
-            cells.withLock { $0.append(cell) }
+            if Int(id) < Self.capacity {
+                slots[Int(id)] = cell  // written before the count that makes it visible
+                published.store(Int(id) + 1, ordering: .releasing)
+            }
             return id
         }
     }
 
+    @inline(__always)
     private func cell(_ id: UInt32) -> MetricCell? {
-        cells.withLock { Int(id) < $0.count ? $0[Int(id)] : nil }
+        Int(id) < published.load(ordering: .acquiring) ? slots[Int(id)] : nil
     }
 
     public func add(_ id: UInt32, _ delta: Int64) { cell(id)?.add(delta) }

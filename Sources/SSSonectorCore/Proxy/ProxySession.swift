@@ -367,14 +367,18 @@ final class ProxySession {
     private func offer(_ direction: UInt32, reoffer: Bool) {
         guard state == .relaying else { return }
         let grant: ConnectionChain.Grant
-        if direction == SSS_DIR_UP {
-            grant = chain.offer(direction: direction, received: up.received, eof: up.eofReceived,
-                                buffered: up.heldBytes, now: now, reoffer: reoffer,
-                                slices: HeldBytesSlices(held: up.held, base: up.written))
+        let isUp = direction == SSS_DIR_UP
+        let received = isUp ? up.received : down.received
+        let eof = isUp ? up.eofReceived : down.eofReceived
+        let buffered = isUp ? up.heldBytes : down.heldBytes
+        if chain.wantsSlices {
+            // Views of the held chunks only when a stage asked for payload.
+            let slices = isUp ? HeldBytesSlices(held: up.held, base: up.written) : HeldBytesSlices(held: down.held, base: down.written)
+            grant = chain.offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
+                                reoffer: reoffer, slices: slices)
         } else {
-            grant = chain.offer(direction: direction, received: down.received, eof: down.eofReceived,
-                                buffered: down.heldBytes, now: now, reoffer: reoffer,
-                                slices: HeldBytesSlices(held: down.held, base: down.written))
+            grant = chain.offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
+                                reoffer: reoffer)
         }
         if let reason = grant.closeReason {
             reasonCode = reason

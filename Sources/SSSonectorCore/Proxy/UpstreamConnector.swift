@@ -56,7 +56,7 @@ enum UpstreamConnector {
         case ECONNREFUSED: SSS_CONNECT_REFUSED
         case ETIMEDOUT: SSS_CONNECT_TIMEOUT
         case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: SSS_CONNECT_UNREACHABLE
-        case ECONNRESET: SSS_CONNECT_RESET
+        case ECONNRESET, EPIPE: SSS_CONNECT_RESET
         default: SSS_CONNECT_OTHER
         }
     }
@@ -66,6 +66,12 @@ enum UpstreamConnector {
         guard let io = error as? IOError else { return false }
         return io.errnoCode == ECONNRESET || io.errnoCode == EPIPE
     }
+}
+
+/// The name of the ABI outcome a connect or I/O error maps to ("refused", "timeout", "reset",
+/// ...), for tools that count errors by kind (sssonector-bench).
+public func connectOutcomeName(of error: Error) -> String {
+    ABINames.connectOutcome(UpstreamConnector.classify(error).0)
 }
 
 /// Where to connect for one upstream, parsed once per upstream (not per connection).
