@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """Side-by-side comparison on loopback: direct, HAProxy (mode tcp), nginx stream, and SSSonector
-with no stages and with the four stock stages. Same load, same machine, one run.
+with no stages and with the four stock stages. Same loads, same machine, one run.
 
-Loads (all from sssonector-bench, so every target sees the same client):
-  echo      keep-alive request/response: requests/s and p50/p99 latency
-  connect   a new connection per request: connections/s
-  bulk1     one stream into a sink: MB/s
-  bulk8     eight streams into a sink: MB/s
-Also: proxy CPU time per request (echo) and per connection (connect) from /proc, and resident
+Loads (the same client for every target):
+  http      wrk, 50 keep-alive connections against a small HTTP upstream (nginx `return 200`):
+            requests/s and p50/p99 latency
+  connect   sssonector-bench -mode connect, 50 loops of connect, one 64-byte echo, close:
+            connections/s
+  bulk1     iperf3, one stream: MB/s received by the iperf3 server
+  bulk8     iperf3 -P 8, eight streams: MB/s
+Also: proxy CPU time (from /proc) per request (http) and per connection (connect), and resident
 memory per idle connection with 1000 idle connections held.
 
 Each figure is the median of --reps runs. --pinning pinned puts the proxy on CPU 0 (one thread
-or worker) and the load on CPU 1; unpinned leaves both to the scheduler. Every process started
-is stopped at the end. Debian packages only: installs haproxy and nginx (with the stream module)
-with apt-get when missing.
+or worker) and the load and the upstreams on CPU 1; unpinned leaves both to the scheduler. Every
+process started is stopped at the end. Debian packages only: installs haproxy, nginx (with the
+stream module), wrk and iperf3 with apt-get when missing.
 
 Usage: benchmarks/compare.py [--quick] [--reps 3] [--duration 5] [--pinning pinned|unpinned|both]
 """
@@ -39,7 +41,8 @@ def sh(cmd, **kw):
 
 
 def ensure_packages():
-    missing = [p for p, exe in (("haproxy", "haproxy"), ("nginx", "nginx")) if not shutil.which(exe) and not os.path.exists(f"/usr/sbin/{exe}")]
+    missing = [p for p, exe in (("haproxy", "haproxy"), ("nginx", "nginx"), ("wrk", "wrk"), ("iperf3", "iperf3"))
+               if not shutil.which(exe) and not os.path.exists(f"/usr/sbin/{exe}")]
     stream_module = os.path.exists("/usr/lib/nginx/modules/ngx_stream_module.so")
     if not stream_module:
         missing.append("libnginx-mod-stream")
@@ -109,18 +112,51 @@ def proxy_pids(p):
     return [p.pid] + [int(x) for x in out]
 
 
-class Bench:
-    def __init__(self, binary, load_cpu):
-        self.binary = binary
+class Loads:
+    """The load generators, on CPU `load_cpu` when pinned."""
+
+    def __init__(self, bench_binary, load_cpu):
+        self.bench_binary = bench_binary
         self.load_cpu = load_cpu
 
-    def run(self, target_port, mode, connections, payload, seconds, warmup):
-        cmd = [self.binary, "-target", f"127.0.0.1:{target_port}", "-mode", mode, "-connections", str(connections),
-               "-payload", str(payload), "-duration", f"{seconds}s", "-warmup", f"{warmup}s", "--json"]
+    def _cmd(self, cmd):
+        return ["taskset", "-c", str(self.load_cpu)] + cmd if self.load_cpu is not None else cmd
+
+    def connect(self, port, seconds, warmup):
+        """sssonector-bench connect mode: a new connection per 64-byte exchange."""
+        cmd = [self.bench_binary, "-target", f"127.0.0.1:{port}", "-mode", "connect", "-connections", "50",
+               "-payload", "64", "-duration", f"{seconds}s", "-warmup", f"{warmup}s", "--json"]
         if self.load_cpu is not None:
-            cmd = ["taskset", "-c", str(self.load_cpu)] + cmd + ["-threads", "1"]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+            cmd += ["-threads", "1"]
+        out = subprocess.run(self._cmd(cmd), capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])["requests_per_second"]
+
+    def http(self, port, seconds, warmup):
+        """wrk keep-alive load: (requests/s, p50 us, p99 us, requests in all)."""
+        threads = "1" if self.load_cpu is not None else "2"
+        if warmup > 0:
+            subprocess.run(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{warmup}s", f"http://127.0.0.1:{port}/"]),
+                           capture_output=True, check=True)
+        out = subprocess.run(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{seconds}s", "--latency",
+                                        f"http://127.0.0.1:{port}/"]), capture_output=True, text=True, check=True).stdout
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+        if errors:
+            raise RuntimeError(f"wrk saw errors through port {port}: {errors.group(0)}")
+        rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+        return rps, wrk_latency_us(out, "50%"), wrk_latency_us(out, "99%"), total
+
+    def bulk(self, port, streams, seconds):
+        """iperf3 client: MB/s the server received."""
+        out = subprocess.run(self._cmd(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(seconds),
+                                        "-O", "1", "-J"]), capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+
+
+def wrk_latency_us(out, percentile):
+    m = re.search(rf"^\s*{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
 
 def write(path, text):
@@ -129,55 +165,76 @@ def write(path, text):
     return path
 
 
-def start_targets(tmp, echo_port, sink_port, pinned, release_bin):
-    """Starts every proxy twice (echo and sink upstreams); returns {name: (echo_port, sink_port, [procs])}."""
+UPSTREAMS = ("echo", "bulk", "http")
+
+
+def start_upstreams(tmp, cpu, bench_bin):
+    """The echo upstream (connect loads, idle connections), an iperf3 server (bulk) and an nginx
+    HTTP server answering every request with a small 200 (wrk)."""
+    _, line = start([bench_bin, "echo", "-listen", "127.0.0.1:0", "-threads", "1"], cpu=cpu, wait_line="listening on")
+    echo = int(line.strip().rsplit(":", 1)[1])
+    bulk = free_port()
+    start(["iperf3", "-s", "-p", str(bulk)], cpu=cpu, wait_port=bulk)
+    http = free_port()
+    cfg = write(f"{tmp}/nginx-http.conf", f"""
+daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx-http.pid;
+error_log {tmp}/nginx-http.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    server {{ listen 127.0.0.1:{http}; location / {{ return 200 "hello from the upstream\\n"; }} }}
+}}
+""")
+    start(["nginx", "-c", cfg, "-p", tmp], cpu=cpu, wait_port=http)
+    return {"echo": echo, "bulk": bulk, "http": http}
+
+
+def start_targets(tmp, upstreams, pinned, release_bin):
+    """Starts each proxy once, with one listener per upstream; returns {name: ({load: port}, proc)}."""
     cpu = 0 if pinned else None
     threads = 1 if pinned else os.cpu_count()
-    targets = {"direct": (echo_port, sink_port, [])}
+    targets = {"direct": (dict(upstreams), None)}
 
-    # HAProxy
-    ports = []
-    procs = []
-    for upstream in (echo_port, sink_port):
-        port = free_port()
-        cfg = write(f"{tmp}/haproxy-{upstream}.cfg", f"""
+    ports = {u: free_port() for u in UPSTREAMS}
+    sections = "".join(f"""
+frontend f_{u}
+    bind 127.0.0.1:{ports[u]}
+    default_backend b_{u}
+backend b_{u}
+    server s 127.0.0.1:{upstreams[u]}
+""" for u in UPSTREAMS)
+    cfg = write(f"{tmp}/haproxy.cfg", f"""
 global
     nbthread {threads}
-    maxconn 5000
+    maxconn 20000
 defaults
     mode tcp
     timeout connect 5s
     timeout client 5m
     timeout server 5m
-frontend f
-    bind 127.0.0.1:{port}
-    default_backend b
-backend b
-    server s 127.0.0.1:{upstream}
-""")
-        p, _ = start(["haproxy", "-db", "-f", cfg], cpu=cpu, wait_port=port)
-        ports.append(port)
-        procs.append(p)
-    targets["haproxy"] = (ports[0], ports[1], procs)
+{sections}""")
+    p, _ = start(["haproxy", "-db", "-f", cfg], cpu=cpu, wait_port=ports["http"])
+    targets["haproxy"] = (ports, p)
 
-    # nginx stream
-    ports, procs = [], []
-    for upstream in (echo_port, sink_port):
-        port = free_port()
-        cfg = write(f"{tmp}/nginx-{upstream}.conf", f"""
+    ports = {u: free_port() for u in UPSTREAMS}
+    servers = " ".join(f"server {{ listen 127.0.0.1:{ports[u]}; proxy_pass 127.0.0.1:{upstreams[u]}; proxy_timeout 5m; }}"
+                       for u in UPSTREAMS)
+    cfg = write(f"{tmp}/nginx-stream.conf", f"""
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 daemon off;
 master_process on;
 worker_processes {threads};
-pid {tmp}/nginx-{upstream}.pid;
-error_log {tmp}/nginx-{upstream}.log error;
+pid {tmp}/nginx-stream.pid;
+error_log {tmp}/nginx-stream.log error;
 events {{ worker_connections 20000; }}
-stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; proxy_timeout 5m; }} }}
+stream {{ {servers} }}
 """)
-        p, _ = start(["nginx", "-c", cfg, "-p", tmp], cpu=cpu, wait_port=port)
-        ports.append(port)
-        procs.append(p)
-    targets["nginx"] = (ports[0], ports[1], procs)
+    p, _ = start(["nginx", "-c", cfg, "-p", tmp], cpu=cpu, wait_port=ports["http"])
+    targets["nginx"] = (ports, p)
 
     stages = """[
       {"name": "stats", "plugin": "tracker"},
@@ -185,18 +242,21 @@ stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; pr
       {"name": "breaker", "plugin": "breaker", "config": {"max_failures": 5, "reset_timeout": "10s"}},
       {"name": "lb", "plugin": "balancer", "config": {"strategy": "round_robin", "health_check": "1s"}}]"""
     for name, stage_list in (("sssonector", "[]"), ("sssonector+4", stages)):
-        ports, procs = [], []
-        for upstream in (echo_port, sink_port):
-            cfg = write(f"{tmp}/{name}-{upstream}.json", json.dumps({
-                "version": 1, "name": "bench", "listen": {"address": "127.0.0.1:0"},
-                "upstreams": [{"name": "u", "address": f"127.0.0.1:{upstream}"}],
+        files = []
+        for u in UPSTREAMS:
+            files.append(write(f"{tmp}/{name}-{u}.json", json.dumps({
+                "version": 1, "name": f"bench-{u}", "listen": {"address": "127.0.0.1:0"},
+                "upstreams": [{"name": u, "address": f"127.0.0.1:{upstreams[u]}"}],
                 "connection": {"max_connections": 100000, "idle_timeout": "5m"},
-                "stages": json.loads(stage_list)}))
-            p, line = start([f"{release_bin}/sssonector", "run", "--threads", str(threads), "--log-level", "error", cfg],
-                            cpu=cpu, wait_line="listening on")
-            ports.append(int(line.strip().rsplit(":", 1)[1]))
-            procs.append(p)
-        targets[name] = (ports[0], ports[1], procs)
+                "stages": json.loads(stage_list)})))
+        p, line = start([f"{release_bin}/sssonector", "run", "--threads", str(threads), "--log-level", "error"] + files,
+                        cpu=cpu, wait_line="listening on")
+        lines = [line] + [p.stdout.readline() for _ in UPSTREAMS[1:]]
+        ports = {}
+        for text in lines:  # "pipeline bench-http listening on 127.0.0.1:PORT"
+            m = re.search(r"bench-(\w+).*:(\d+)\s*$", text)
+            ports[m.group(1)] = int(m.group(2))
+        targets[name] = (ports, p)
     return targets
 
 
@@ -215,39 +275,38 @@ def idle_memory(port, pids, count=1000):
     return (after - before) / count
 
 
-def measure(targets, bench, args):
+def measure(targets, loads, args):
     results = {}
-    for name, (echo_port, sink_port, procs) in targets.items():
+    for name, (ports, proc) in targets.items():
         print(f"  measuring {name} ...", file=sys.stderr)
-        rows = {k: [] for k in ("echo_rps", "echo_p50", "echo_p99", "connect_cps", "bulk1", "bulk8", "cpu_req_us", "cpu_conn_us", "idle_kib")}
-        echo_pids = proxy_pids(procs[0]) if procs else []
+        rows = {k: [] for k in ("http_rps", "http_p50", "http_p99", "connect_cps", "bulk1", "bulk8", "cpu_req_us", "cpu_conn_us", "idle_kib")}
+        pids = proxy_pids(proc) if proc else []
+        cpu = lambda: sum(cpu_seconds(p) for p in pids)
         for _ in range(args.reps):
-            c0 = sum(cpu_seconds(p) for p in echo_pids)
-            r = bench.run(echo_port, "echo", 50, 512, args.duration, args.warmup)
-            c1 = sum(cpu_seconds(p) for p in echo_pids)
-            rows["echo_rps"].append(r["requests_per_second"])
-            rows["echo_p50"].append(r["latency_us"]["p50"])
-            rows["echo_p99"].append(r["latency_us"]["p99"])
-            # CPU over the whole run (warmup included) per request of the whole run.
-            total_requests = r["requests_per_second"] * (args.duration + args.warmup)
-            if echo_pids and total_requests > 0:
-                rows["cpu_req_us"].append((c1 - c0) / total_requests * 1e6)
-            c0 = sum(cpu_seconds(p) for p in echo_pids)
-            r = bench.run(echo_port, "connect", 50, 64, args.duration, args.warmup)
-            c1 = sum(cpu_seconds(p) for p in echo_pids)
-            rows["connect_cps"].append(r["requests_per_second"])
-            if echo_pids and r["requests_per_second"] > 0:
-                rows["cpu_conn_us"].append((c1 - c0) / (r["requests_per_second"] * (args.duration + args.warmup)) * 1e6)
-            rows["bulk1"].append(bench.run(sink_port, "bulk", 1, 65536, args.duration, args.warmup)["megabytes_per_second"])
-            rows["bulk8"].append(bench.run(sink_port, "bulk", 8, 65536, args.duration, args.warmup)["megabytes_per_second"])
-            if echo_pids:
-                rows["idle_kib"].append(idle_memory(echo_port, echo_pids))
+            c0 = cpu()
+            rps, p50, p99, requests = loads.http(ports["http"], args.duration, 0)
+            c1 = cpu()
+            rows["http_rps"].append(rps)
+            rows["http_p50"].append(p50)
+            rows["http_p99"].append(p99)
+            if pids and requests:
+                rows["cpu_req_us"].append((c1 - c0) / requests * 1e6)
+            c0 = cpu()
+            cps = loads.connect(ports["echo"], args.duration, 0)
+            c1 = cpu()
+            rows["connect_cps"].append(cps)
+            if pids and cps > 0:
+                rows["cpu_conn_us"].append((c1 - c0) / (cps * args.duration) * 1e6)
+            rows["bulk1"].append(loads.bulk(ports["bulk"], 1, args.duration))
+            rows["bulk8"].append(loads.bulk(ports["bulk"], 8, args.duration))
+            if pids:
+                rows["idle_kib"].append(idle_memory(ports["echo"], pids))
         results[name] = {k: statistics.median(v) if v else None for k, v in rows.items()}
     return results
 
 
 def table(results, title):
-    cols = [("echo_rps", "req/s", "{:.0f}"), ("echo_p50", "p50 us", "{:.0f}"), ("echo_p99", "p99 us", "{:.0f}"),
+    cols = [("http_rps", "req/s", "{:.0f}"), ("http_p50", "p50 us", "{:.0f}"), ("http_p99", "p99 us", "{:.0f}"),
             ("connect_cps", "conn/s", "{:.0f}"), ("bulk1", "bulk1 MB/s", "{:.0f}"), ("bulk8", "bulk8 MB/s", "{:.0f}"),
             ("cpu_req_us", "CPU us/req", "{:.1f}"), ("cpu_conn_us", "CPU us/conn", "{:.1f}"), ("idle_kib", "KiB/idle", "{:.1f}")]
     lines = [f"### {title}", "", "| target | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -265,7 +324,7 @@ def table(results, title):
             parts.append(f"{label} {r[k] / hap[k]:.2f}{d}")
         lines.append(f"- {name}: " + ", ".join(parts))
     stages, none = results["sssonector+4"], results["sssonector"]
-    lines.append(f"- four stock stages vs none: req/s {stages['echo_rps'] / none['echo_rps']:.3f}, "
+    lines.append(f"- four stock stages vs none: req/s {stages['http_rps'] / none['http_rps']:.3f}, "
                  f"conn/s {stages['connect_cps'] / none['connect_cps']:.3f}")
     return "\n".join(lines)
 
@@ -292,14 +351,10 @@ def main():
     try:
         for pinned in ([True, False] if args.pinning == "both" else [args.pinning == "pinned"]):
             with tempfile.TemporaryDirectory() as tmp:
-                upstream_cpu = 1 if pinned else None
-                _, line = start([bench_bin, "echo", "-listen", "127.0.0.1:0", "-threads", "1"], cpu=upstream_cpu, wait_line="listening on")
-                echo_port = int(line.strip().rsplit(":", 1)[1])
-                _, line = start([bench_bin, "echo", "-listen", "127.0.0.1:0", "-mode", "sink", "-threads", "1"], cpu=upstream_cpu, wait_line="listening on")
-                sink_port = int(line.strip().rsplit(":", 1)[1])
-                targets = start_targets(tmp, echo_port, sink_port, pinned, release_bin)
-                results = measure(targets, Bench(bench_bin, 1 if pinned else None), args)
-                title = ("pinned: proxy on CPU 0 (1 thread/worker), load and upstream on CPU 1" if pinned
+                upstreams = start_upstreams(tmp, 1 if pinned else None, bench_bin)
+                targets = start_targets(tmp, upstreams, pinned, release_bin)
+                results = measure(targets, Loads(bench_bin, 1 if pinned else None), args)
+                title = ("pinned: proxy on CPU 0 (1 thread/worker), load and upstreams on CPU 1" if pinned
                          else "unpinned: proxies use every core, scheduler places everything")
                 out.append(table(results, title))
                 print(out[-1], flush=True)

@@ -110,7 +110,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     public var isListening: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return !listeners.isEmpty && listeners.allSatisfy { $0.channel.isActive }
+        return !listeners.isEmpty && listeners.allSatisfy(\.isActive)
     }
 
     /// Starts the admin API (SPEC §7) on `address`; returns the bound address. A non-loopback

@@ -20,10 +20,13 @@ enum UpstreamConnector {
     private static func bootstrap(
         _ settings: ConnectionSettings, _ loop: EventLoop, _ initializer: @escaping @Sendable (Channel) throws -> Void
     ) -> ClientBootstrap {
-        SocketOptions.apply(settings, to: ClientBootstrap(group: loop))
+        ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(Int64(clamping: settings.connectTimeout)))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try initializer(channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    try SocketOptions.applyUpstream(settings, to: channel)
+                    try initializer(channel)
+                }
             }
     }
 
@@ -86,28 +89,28 @@ struct UpstreamAddressError: Error {
     let message: String
 }
 
-/// TCP options both sides of a relayed connection get (SPEC §3 `connection`).
+/// TCP options both sides of a relayed connection get (SPEC §3 `connection`). They are set
+/// synchronously in the channel initializer: bootstrap options are applied through a chain of
+/// futures, one per option, which costs more than the system calls themselves.
 enum SocketOptions {
-    static func apply(_ s: ConnectionSettings, to bootstrap: ClientBootstrap) -> ClientBootstrap {
-        var b = bootstrap
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
+    /// Options of the upstream socket (ClientBootstrap sets TCP_NODELAY itself).
+    static func applyUpstream(_ s: ConnectionSettings, to channel: Channel) throws {
+        let options = try syncOptions(of: channel)
+        try options.setOption(.allowRemoteHalfClosure, value: true)
         if s.keepAlive {
-            b = b.channelOption(.socketOption(.so_keepalive), value: 1)
-                .channelOption(keepIdle, value: keepIdleSeconds(s))
+            try options.setOption(.socketOption(.so_keepalive), value: 1)
+            try options.setOption(keepIdle, value: keepIdleSeconds(s))
         }
-        return b
     }
 
-    static func apply(_ s: ConnectionSettings, to bootstrap: ServerBootstrap) -> ServerBootstrap {
-        var b = bootstrap
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-        if s.keepAlive {
-            b = b.childChannelOption(.socketOption(.so_keepalive), value: 1)
-                .childChannelOption(keepIdle, value: keepIdleSeconds(s))
-        }
-        return b
+    /// Options of an accepted socket that it does not inherit from the listening socket.
+    static func applyChannelOptions(to channel: Channel) throws {
+        try syncOptions(of: channel).setOption(.allowRemoteHalfClosure, value: true)
+    }
+
+    private static func syncOptions(of channel: Channel) throws -> NIOSynchronousChannelOptions {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        return options
     }
 
     static let keepIdle = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPIDLE))
