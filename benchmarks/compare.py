@@ -36,6 +36,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCS = []
 
 
+def run_load(cmd):
+    """Runs a load generator; on failure the error carries what it printed."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
+    return done.stdout
+
+
 def sh(cmd, **kw):
     return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
 
@@ -128,17 +136,16 @@ class Loads:
                "-payload", "64", "-duration", f"{seconds}s", "-warmup", f"{warmup}s", "--json"]
         if self.load_cpu is not None:
             cmd += ["-threads", "1"]
-        out = subprocess.run(self._cmd(cmd), capture_output=True, text=True, check=True).stdout
+        out = run_load(self._cmd(cmd))
         return json.loads(out.strip().splitlines()[-1])["requests_per_second"]
 
     def http(self, port, seconds, warmup):
         """wrk keep-alive load: (requests/s, p50 us, p99 us, requests in all)."""
         threads = "1" if self.load_cpu is not None else "2"
         if warmup > 0:
-            subprocess.run(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{warmup}s", f"http://127.0.0.1:{port}/"]),
-                           capture_output=True, check=True)
-        out = subprocess.run(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{seconds}s", "--latency",
-                                        f"http://127.0.0.1:{port}/"]), capture_output=True, text=True, check=True).stdout
+            run_load(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{int(warmup)}s", f"http://127.0.0.1:{port}/"]))
+        out = run_load(self._cmd(["wrk", "-t", threads, "-c", "50", "-d", f"{int(seconds)}s", "--latency",
+                                  f"http://127.0.0.1:{port}/"]))
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
         if errors:
             raise RuntimeError(f"wrk saw errors through port {port}: {errors.group(0)}")
@@ -148,8 +155,8 @@ class Loads:
 
     def bulk(self, port, streams, seconds):
         """iperf3 client: MB/s the server received."""
-        out = subprocess.run(self._cmd(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(seconds),
-                                        "-O", "1", "-J"]), capture_output=True, text=True, check=True).stdout
+        out = run_load(self._cmd(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(int(seconds)),
+                                  "-O", "1", "-J"]))
         return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
 
 
@@ -210,7 +217,7 @@ backend b_{u}
     cfg = write(f"{tmp}/haproxy.cfg", f"""
 global
     nbthread {threads}
-    maxconn 20000
+    maxconn 5000
 defaults
     mode tcp
     timeout connect 5s
@@ -332,8 +339,8 @@ def table(results, title):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5)
-    ap.add_argument("--warmup", type=float, default=1)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--pinning", choices=["pinned", "unpinned", "both"], default="both")
     ap.add_argument("--quick", action="store_true", help="one repetition of 2 s each")
     args = ap.parse_args()
@@ -343,9 +350,9 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1000 idle connections per proxy and more
     ensure_packages()
-    sh(["swift", "build", "-c", "release"], cwd=ROOT, stdout=subprocess.DEVNULL)
-    release_bin = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, capture_output=True,
-                                 text=True, check=True).stdout.strip()
+    build = [f"{ROOT}/scripts/build-release.sh"]  # the production build (exclusivity checks off everywhere)
+    sh(build, cwd=ROOT, stdout=subprocess.DEVNULL)
+    release_bin = subprocess.run(build + ["--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     bench_bin = f"{release_bin}/sssonector-bench"
     out = []
     try:

@@ -6,8 +6,8 @@
 set -u
 cd "$(dirname "$0")/.."
 command -v stunnel4 > /dev/null || { apt-get update -qq && apt-get install -y -qq stunnel4 > /dev/null; }
-swift build -c release > /dev/null
-R=$(swift build -c release --show-bin-path)
+scripts/build-release.sh > /dev/null
+R=$(scripts/build-release.sh --show-bin-path)
 D=$(mktemp -d)
 trap 'rm -rf "$D"' EXIT
 rm -rf $D/certs; $R/sssonector certs init --out $D/certs --name localhost > /dev/null

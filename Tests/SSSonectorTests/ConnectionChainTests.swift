@@ -131,4 +131,24 @@ import Testing
         p.attempting(upstreamID: 2)
         #expect(p.afterFailure(untried: 3, decision: giveUp) == .giveUp)
     }
+
+    @Test func peerIPTextIsFormattedFromTheAddressForBothFamilies() {
+        let out = UnsafeMutablePointer<CChar>.allocate(capacity: ConnectionChain.ipTextCapacity)
+        defer { out.deallocate() }
+        var v6 = sss_addr()
+        v6.family = UInt16(SSS_AF_INET6)
+        withUnsafeMutableBytes(of: &v6.addr) { raw in
+            for (i, b) in [0x20, 0x01, 0x0d, 0xb8].enumerated() { raw[i] = UInt8(b) }
+            raw[15] = 1
+        }
+        #expect(ConnectionChain.formatIP(v6, into: out) == 11)
+        #expect(String(cString: out) == "2001:db8::1")
+        var v4 = sss_addr()
+        v4.family = UInt16(SSS_AF_INET)
+        withUnsafeMutableBytes(of: &v4.addr) { raw in for (i, b) in [192, 0, 2, 255].enumerated() { raw[i] = UInt8(b) } }
+        #expect(ConnectionChain.formatIP(v4, into: out) == 11)
+        #expect(String(cString: out) == "192.0.2.255")
+        #expect(ConnectionChain.formatIP(sss_addr(), into: out) == 0)
+        #expect(String(cString: out) == "")
+    }
 }

@@ -86,7 +86,7 @@ measure("Swift stage via StageKit: bytecap on_open + on_close (allocates)", call
 // The host's per-chunk path: ConnectionChain.offer with one data stage, and with none.
 for (label, stages) in [("ConnectionChain.offer, 1 Swift data stage", [swiftStage]), ("ConnectionChain.offer, no data stage", [])] {
     let chain = StageChain(stages: stages, pipeline: "bench", listener: "x")
-    let c = ConnectionChain(chain: chain, id: 1, threadIndex: 0, peer: peer, local: sss_addr(), peerIP: "127.0.0.1", acceptedAt: 0)
+    let c = ConnectionChain(chain: chain, id: 1, threadIndex: 0, peer: peer, local: sss_addr(), acceptedAt: 0)
     _ = c.open(now: 0)
     var received: UInt64 = 0
     measure(label, calls: iterations / 10) {

@@ -80,9 +80,14 @@ final class PipelineListener: Sendable {
                 .serverChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
                 .serverChannelOption(SocketOptions.keepIdle, value: SocketOptions.keepIdleSeconds(settings))
         }
+        let idleTimers = LoopIdleTimers(loop: loop, clock: runtime.clock)
         return bootstrap.childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try Self.admit(channel, runtime: slot.runtime, loopIndexes: loopIndexes)
+            // The loop's cached succeeded future: no future to allocate per connection.
+            do {
+                try Self.admit(channel, runtime: slot.runtime, idleTimers: idleTimers, loopIndexes: loopIndexes)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
             }
         }
     }
@@ -90,7 +95,7 @@ final class PipelineListener: Sendable {
     /// SO_REUSEPORT (NIO names no constant for it).
     private static let reusePort = ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
 
-    private static func admit(_ channel: Channel, runtime: PipelineRuntime, loopIndexes: LoopIndexes) throws {
+    private static func admit(_ channel: Channel, runtime: PipelineRuntime, idleTimers: LoopIdleTimers, loopIndexes: LoopIndexes) throws {
         let counters = runtime.counters
         guard counters.tryOpen(limit: runtime.config.connection.maxConnections) else {
             counters.rejected("overload")
@@ -99,7 +104,7 @@ final class PipelineListener: Sendable {
         }
         try SocketOptions.applyChannelOptions(to: channel)
         let id = runtime.registry.makeID()
-        let session = ProxySession(pipeline: runtime, loop: channel.eventLoop, id: id,
+        let session = ProxySession(pipeline: runtime, loop: channel.eventLoop, idleTimers: idleTimers, id: id,
                                    threadIndex: loopIndexes.index(of: channel.eventLoop),
                                    peer: channel.remoteAddress, local: channel.localAddress)
         runtime.registry.add(NIOLoopBound(session, eventLoop: channel.eventLoop), id: id)

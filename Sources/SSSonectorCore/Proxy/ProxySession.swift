@@ -35,23 +35,27 @@ final class ProxySession {
     private var reasonCode = SSS_REASON_NONE
     private var reasonText = ""
     private var activity: UInt64 = 0
-    private var idleTimer: Scheduled<Void>?
+    /// This loop's idle queues, our place in them, and the activity count when last armed.
+    private let idleTimers: LoopIdleTimers
+    private let idleEntry = IdleQueue<ProxySession>.Entry()
+    private var idleQueue: IdleQueue<ProxySession>?
+    private var activityWhenArmed: UInt64 = 0
     private var retryTimer: Scheduled<Void>?
 
-    /// The client's IP, for logs.
-    let peerIP: String
+    /// The client's IP, for logs (formatted by the chain, once).
+    var peerIP: String { chain.peerIPText }
 
-    init(pipeline: PipelineRuntime, loop: EventLoop, id: UInt64, threadIndex: Int,
+    init(pipeline: PipelineRuntime, loop: EventLoop, idleTimers: LoopIdleTimers, id: UInt64, threadIndex: Int,
          peer: SocketAddress?, local: SocketAddress?) {
         self.pipeline = pipeline
-        self.peerIP = peer?.ipAddress ?? ""
+        self.idleTimers = idleTimers
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
                                      peer: peer.stageAddress, local: local.stageAddress,
-                                     peerIP: peerIP, acceptedAt: acceptedAt)
+                                     acceptedAt: acceptedAt)
     }
 
     var id: UInt64 { chain.id }
@@ -260,7 +264,7 @@ final class ProxySession {
     func finish(_ cause: UInt32) {
         guard state != .closed else { return }
         state = .closed
-        idleTimer?.cancel()
+        idleQueue?.cancel(idleEntry)
         retryTimer?.cancel()
         up.reofferTimer?.cancel()
         down.reofferTimer?.cancel()
@@ -288,8 +292,8 @@ final class ProxySession {
                 "bytes_up": "\(up.written)", "bytes_down": "\(down.written)",
             ])
         }
-        up.held.removeAll()
-        down.held.removeAll()
+        up.held = nil
+        down.held = nil
         client = nil
         upstream = nil
     }
@@ -373,7 +377,7 @@ final class ProxySession {
         let buffered = isUp ? up.heldBytes : down.heldBytes
         if chain.wantsSlices {
             // Views of the held chunks only when a stage asked for payload.
-            let slices = isUp ? HeldBytesSlices(held: up.held, base: up.written) : HeldBytesSlices(held: down.held, base: down.written)
+            let slices = isUp ? HeldBytesSlices(held: up.held ?? [], base: up.written) : HeldBytesSlices(held: down.held ?? [], base: down.written)
             grant = chain.offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
                                 reoffer: reoffer, slices: slices)
         } else {
@@ -536,18 +540,25 @@ final class ProxySession {
 
     // MARK: timers and posts
 
+    /// Closes the connection after `idle_timeout` without a byte either way: armed at start
+    /// and re-armed, on expiry, when bytes moved since (so the close comes between one and two
+    /// timeouts after the last byte, and the relay does no timer work per chunk).
     private func armIdleTimer() {
         let timeout = settings.idleTimeout
         guard timeout > 0 else { return }
-        let seen = activity
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        idleTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: timeout))) {
-            let session = bound.value
-            if session.activity == seen {
-                session.finish(SSS_CLOSE_IDLE_TIMEOUT)
-            } else {
-                session.armIdleTimer()
-            }
+        let queue = idleQueue ?? idleTimers.queue(timeout: timeout)
+        idleQueue = queue
+        activityWhenArmed = activity
+        queue.arm(idleEntry, for: self, now: now)
+    }
+
+    /// The idle deadline passed (called by the idle queue).
+    func idleDeadlinePassed() {
+        guard state != .closed else { return }
+        if activity == activityWhenArmed {
+            finish(SSS_CLOSE_IDLE_TIMEOUT)
+        } else {
+            armIdleTimer()
         }
     }
 

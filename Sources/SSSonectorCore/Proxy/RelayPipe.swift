@@ -16,7 +16,9 @@ struct RelayPipe {
     var released: UInt64 = 0
     var written: UInt64 = 0
     /// Chunks read but not yet written, oldest first; `heldBytes` = received - written.
-    var held = CircularBuffer<ByteBuffer>(initialCapacity: 0)
+    /// Created by the first `hold`: a direction no stage inspects never allocates it (an empty
+    /// CircularBuffer still allocates storage).
+    var held: CircularBuffer<ByteBuffer>?
     /// The source half-closed (FIN); `eofForwarded` once the sink's output was shut.
     var eofReceived = false
     var eofForwarded = false
@@ -50,22 +52,23 @@ struct RelayPipe {
     /// Keeps a chunk until the stages release it.
     mutating func hold(_ buffer: ByteBuffer) {
         received &+= UInt64(buffer.readableBytes)
-        held.append(buffer)
+        if held == nil { held = CircularBuffer(initialCapacity: 4) }
+        held?.append(buffer)
     }
 
     /// The next held bytes up to `released`, removed from the pipe: a whole chunk, or a
     /// slice of one (same storage, no copy) when the release point falls inside it.
     mutating func nextReleasedChunk() -> ByteBuffer? {
-        guard written < released, var first = held.first else { return nil }
+        guard written < released, var first = held?.first else { return nil }
         let want = released - written
         unflushed = true
         if UInt64(first.readableBytes) <= want {
-            held.removeFirst()
+            held?.removeFirst()
             written += UInt64(first.readableBytes)
             return first
         }
         guard let part = first.readSlice(length: Int(want)) else { return nil }
-        held[held.startIndex] = first
+        if let start = held?.startIndex { held?[start] = first }
         written += want
         return part
     }

@@ -42,7 +42,7 @@ final class ChainHarness {
         withUnsafeMutableBytes(of: &peer.addr) { raw in for (i, b) in parts.enumerated() { raw[i] = b } }
         defer { nextID += 1 }
         return ConnectionChain(chain: chain, id: nextID, threadIndex: 0, peer: peer, local: sss_addr(),
-                               peerIP: ip, acceptedAt: clock.monotonicNanoseconds())
+                               acceptedAt: clock.monotonicNanoseconds())
     }
 
     /// The recorded events of the stage at `index` (a scriptstage).
