@@ -114,11 +114,11 @@ enum SocketOptions {
         try options.setOption(.recvAllocator, value: receiveBuffers)
     }
 
-    /// Receive buffer sizes: adaptive as NIO's default, but starting at 1 KiB instead of 2.
+    /// Receive buffer sizes: adaptive as NIO's default, but starting at 512 bytes instead of 2 KiB.
     /// A SwiftNIO channel keeps its last receive buffer for reuse, so the starting size is held
     /// by every idle connection on each side. Every read that fills the buffer doubles the
-    /// next one, so a bulk transfer reaches 64 KiB after six reads.
-    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
+    /// next one, so a bulk transfer reaches 64 KiB after seven reads.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
 
     private static func syncOptions(of channel: Channel) throws -> NIOSynchronousChannelOptions {
         guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
