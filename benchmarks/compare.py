@@ -36,9 +36,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCS = []
 
 
-def run_load(cmd):
-    """Runs a load generator; on failure the error carries what it printed."""
-    done = subprocess.run(cmd, capture_output=True, text=True)
+def run_load(cmd, timeout=120):
+    """Runs a load generator; on failure (or if it runs past `timeout` seconds) the error
+    carries what it printed."""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
     return done.stdout
@@ -71,7 +72,10 @@ def free_port():
 def start(cmd, cpu=None, wait_line=None, wait_port=None):
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu)] + cmd
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # stdout is read only up to the line waited for; otherwise it goes nowhere (a pipe nobody
+    # reads fills up and blocks the process: iperf3 -s prints a report per test).
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if wait_line else subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, text=True)
     PROCS.append(p)
     line = ""
     if wait_line:

@@ -34,12 +34,11 @@ final class ProxySession {
     private var rejectedBy = -1
     private var reasonCode = SSS_REASON_NONE
     private var reasonText = ""
-    private var activity: UInt64 = 0
-    /// This loop's idle queues, our place in them, and the activity count when last armed.
+    /// When a byte (or an EOF) last moved either way: the idle timeout counts from here.
+    private var lastActivityAt: UInt64
+    /// This loop's idle deadlines and our place in them.
     private let idleTimers: LoopIdleTimers
     private let idleEntry = IdleQueue<ProxySession>.Entry()
-    private var idleQueue: IdleQueue<ProxySession>?
-    private var activityWhenArmed: UInt64 = 0
     private var retryTimer: Scheduled<Void>?
 
     /// The client's IP, for logs (formatted by the chain, once).
@@ -51,6 +50,7 @@ final class ProxySession {
         self.idleTimers = idleTimers
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
+        self.lastActivityAt = acceptedAt
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
@@ -264,7 +264,7 @@ final class ProxySession {
     func finish(_ cause: UInt32) {
         guard state != .closed else { return }
         state = .closed
-        idleQueue?.cancel(idleEntry)
+        if idleEntry.isArmed { idleTimers.queue.cancel(idleEntry) }
         retryTimer?.cancel()
         up.reofferTimer?.cancel()
         down.reofferTimer?.cancel()
@@ -329,7 +329,7 @@ final class ProxySession {
             if state != .closed { side == .client ? up.hold(buffer) : down.hold(buffer) }
             return
         }
-        activity &+= 1
+        lastActivityAt = now
         if side == .client {
             if up.inspected {
                 up.hold(buffer)
@@ -447,7 +447,7 @@ final class ProxySession {
 
     /// The side half-closed its output (FIN).
     func inputClosed(_ side: Side) {
-        activity &+= 1
+        lastActivityAt = now
         if side == .client {
             up.eofReceived = true
             if firstEOF == nil { firstEOF = SSS_CLOSE_CLIENT_EOF }
@@ -540,22 +540,19 @@ final class ProxySession {
 
     // MARK: timers and posts
 
-    /// Closes the connection after `idle_timeout` without a byte either way: armed at start
-    /// and re-armed, on expiry, when bytes moved since (so the close comes between one and two
-    /// timeouts after the last byte, and the relay does no timer work per chunk).
+    /// Closes the connection `idle_timeout` after the last byte either way. The relay only
+    /// notes the time of each chunk; the deadline moves when it comes due and finds newer
+    /// activity, so there is no timer work per chunk.
     private func armIdleTimer() {
         let timeout = settings.idleTimeout
         guard timeout > 0 else { return }
-        let queue = idleQueue ?? idleTimers.queue(timeout: timeout)
-        idleQueue = queue
-        activityWhenArmed = activity
-        queue.arm(idleEntry, for: self, now: now)
+        idleTimers.queue.arm(idleEntry, for: self, deadline: lastActivityAt &+ timeout)
     }
 
-    /// The idle deadline passed (called by the idle queue).
+    /// The idle deadline came due (called by the idle queue).
     func idleDeadlinePassed() {
         guard state != .closed else { return }
-        if activity == activityWhenArmed {
+        if lastActivityAt &+ settings.idleTimeout <= now {
             finish(SSS_CLOSE_IDLE_TIMEOUT)
         } else {
             armIdleTimer()
