@@ -371,7 +371,7 @@ def main():
                 title = ("pinned: proxy on CPU 0 (1 thread/worker), load and upstreams on CPU 1" if pinned
                          else "unpinned: proxies use every core, scheduler places everything")
                 out.append(table(results, title))
-                print(out[-1], flush=True)
+                print(out[-1] + "\n", flush=True)
                 for p in PROCS:
                     stop(p)
                 PROCS.clear()
