@@ -208,4 +208,49 @@ import Testing
             #expect(eventually { host.stderr.contains("cause=client_reset") })
         }
     }
+
+    /// An upstream that stops reading stops the host reading from the client (the host buffers
+    /// a bounded amount, not everything the client sends), and every byte still arrives once the
+    /// upstream reads again. Without backpressure the client would write all 256 MiB.
+    @Test func anUpstreamThatStopsReadingStopsTheClientAndLosesNothing() async throws {
+        let upstream = try PausedUpstream()
+        let file = pipelineFile(upstreams: [("paused", upstream.port)], connection: #"{"buffer_limit": "64KiB"}"#)
+        let host = try HostProcess(["run", file])
+        defer { host.stop() }
+        let port = try #require(host.port(of: "test"))
+        let client = try BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 30)
+        let relayed = upstream.accept()
+        try #require(relayed >= 0)
+        defer { close(relayed) }
+
+        // Write without blocking until the client's writes stall for half a second.
+        _ = fcntl(client.fd, F_SETFL, fcntl(client.fd, F_GETFL) | O_NONBLOCK)
+        let chunk = pattern(64 * 1024)
+        let cap = 256 * 1024 * 1024
+        var written = 0
+        while written < cap {
+            let n = chunk.withUnsafeBytes { write(client.fd, $0.baseAddress! + written % chunk.count, chunk.count - written % chunk.count) }
+            if n > 0 { written += n; continue }
+            guard errno == EAGAIN else { break }
+            var p = pollfd(fd: client.fd, events: Int16(POLLOUT), revents: 0)
+            if poll(&p, 1, 500) == 0 { break }  // stalled: the host stopped reading
+        }
+        #expect(written < 64 * 1024 * 1024, "the host kept reading while its upstream could not take bytes")
+        _ = fcntl(client.fd, F_SETFL, fcntl(client.fd, F_GETFL) & ~O_NONBLOCK)
+        client.shutdownWrite()
+
+        // The upstream reads again: every byte arrives, in order, then the FIN.
+        var received = 0
+        var intact = true
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(relayed, $0.baseAddress!, $0.count) }
+            if n <= 0 { break }
+            for i in 0..<n where buffer[i] != chunk[(received + i) % chunk.count] { intact = false }
+            received += n
+        }
+        #expect(received == written)
+        #expect(intact)
+    }
 }
+

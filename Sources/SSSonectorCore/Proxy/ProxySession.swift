@@ -34,6 +34,12 @@ final class ProxySession {
     private var rejectedBy = -1
     private var reasonCode = SSS_REASON_NONE
     private var reasonText = ""
+    /// Whether each side's channel takes more writes: NIO's writability, mirrored from its
+    /// events, so the check before every read does not go through the channel.
+    private var clientWritable = true
+    private var upstreamWritable = true
+    /// `connection.buffer_limit`: bytes a direction may hold before it stops reading.
+    private let bufferLimit: UInt64
     /// When a byte (or an EOF) last moved either way: the idle timeout counts from here.
     private var lastActivityAt: UInt64
     /// This loop's idle deadlines and our place in them.
@@ -51,6 +57,7 @@ final class ProxySession {
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
         self.lastActivityAt = acceptedAt
+        self.bufferLimit = pipeline.config.connection.bufferLimit
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
@@ -208,6 +215,7 @@ final class ProxySession {
             counters.active.wrappingAdd(1, ordering: .relaxed)
             counters.total.wrappingAdd(1, ordering: .relaxed)
             upstreamCounters = counters
+            upstreamWritable = channel.isWritable
             state = .relaying
             releaseEarlyBytes()
             resumeReading(.client)
@@ -313,8 +321,8 @@ final class ProxySession {
     func mayRead(_ side: Side) -> Bool {
         guard state == .relaying else { return false }
         switch side {
-        case .client: return up.mayRead(sinkWritable: upstream?.channel.isWritable ?? false, limit: settings.bufferLimit)
-        case .upstream: return down.mayRead(sinkWritable: client?.channel.isWritable ?? false, limit: settings.bufferLimit)
+        case .client: return up.mayRead(sinkWritable: upstreamWritable, limit: bufferLimit)
+        case .upstream: return down.mayRead(sinkWritable: clientWritable, limit: bufferLimit)
         }
     }
 
@@ -440,9 +448,11 @@ final class ProxySession {
         }
     }
 
-    /// The side's channel became writable again: let the other side read.
-    func writabilityChanged(_ side: Side) {
-        resumeReading(side == .client ? .upstream : .client)
+    /// The side's channel became writable or unwritable; once writable again, the other side
+    /// may read.
+    func writabilityChanged(_ side: Side, writable: Bool) {
+        if side == .client { clientWritable = writable } else { upstreamWritable = writable }
+        if writable { resumeReading(side == .client ? .upstream : .client) }
     }
 
     /// The side half-closed its output (FIN).

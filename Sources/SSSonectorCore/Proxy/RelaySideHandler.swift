@@ -58,7 +58,7 @@ final class RelaySideHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { session?.writabilityChanged(side) }
+        session?.writabilityChanged(side, writable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
