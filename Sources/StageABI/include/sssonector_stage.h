@@ -1,5 +1,9 @@
 /*
- * sssonector_stage.h: the SSSonector stage ABI, version 1.0.
+ * sssonector_stage.h: the SSSonector stage ABI, version 1.1 (SSS_ABI_MAJOR.SSS_ABI_MINOR below).
+ *
+ * VERSION HISTORY (a minor only appends; each addition is also marked "since 1.N" where it is):
+ *   1.0  the first release.
+ *   1.1  sss_conn.peer_identity: the verified client certificate of a mutual-TLS listener.
  *
  * This header is the whole contract between the `sssonector` host and a stage plugin. It is
  * shared by the host (Swift), by StageKit (the Swift SDK) and by plugins in C or any language
