@@ -372,15 +372,13 @@ extension ConnectionChain {
     /// `ipTextCapacity` bytes; returns its length. Formatting here, once, saves a Swift
     /// `String` per connection.
     static func formatIP(_ address: sss_addr, into out: UnsafeMutablePointer<CChar>) -> Int {
-        out.initialize(to: 0)
         var bytes = address.addr
-        let family: Int32
-        switch UInt32(address.family) {
-        case UInt32(SSS_AF_INET): family = AF_INET
-        case UInt32(SSS_AF_INET6): family = AF_INET6
-        default: return 0
+        let family: Int32? = switch UInt32(address.family) {
+        case UInt32(SSS_AF_INET): AF_INET
+        case UInt32(SSS_AF_INET6): AF_INET6
+        default: nil
         }
-        guard withUnsafeBytes(of: &bytes, { inet_ntop(family, $0.baseAddress, out, socklen_t(ipTextCapacity)) }) != nil else {
+        guard let family, withUnsafeBytes(of: &bytes, { inet_ntop(family, $0.baseAddress, out, socklen_t(ipTextCapacity)) }) != nil else {
             out.initialize(to: 0)
             return 0
         }

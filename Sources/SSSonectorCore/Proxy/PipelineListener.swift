@@ -82,12 +82,8 @@ final class PipelineListener: Sendable {
         }
         let idleTimers = LoopIdleTimers(loop: loop, clock: runtime.clock)
         return bootstrap.childChannelInitializer { channel in
-            // The loop's cached succeeded future: no future to allocate per connection.
-            do {
+            channel.eventLoop.makeVoidFuture {
                 try Self.admit(channel, runtime: slot.runtime, idleTimers: idleTimers, loopIndexes: loopIndexes)
-                return channel.eventLoop.makeSucceededVoidFuture()
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
             }
         }
     }

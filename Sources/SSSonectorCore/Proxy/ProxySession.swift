@@ -38,8 +38,6 @@ final class ProxySession {
     /// events, so the check before every read does not go through the channel.
     private var clientWritable = true
     private var upstreamWritable = true
-    /// `connection.buffer_limit`: bytes a direction may hold before it stops reading.
-    private let bufferLimit: UInt64
     /// When a byte (or an EOF) last moved either way: the idle timeout counts from here.
     private var lastActivityAt: UInt64
     /// This loop's idle deadlines and our place in them.
@@ -57,7 +55,6 @@ final class ProxySession {
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
         self.lastActivityAt = acceptedAt
-        self.bufferLimit = pipeline.config.connection.bufferLimit
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
@@ -321,8 +318,8 @@ final class ProxySession {
     func mayRead(_ side: Side) -> Bool {
         guard state == .relaying else { return false }
         switch side {
-        case .client: return up.mayRead(sinkWritable: upstreamWritable, limit: bufferLimit)
-        case .upstream: return down.mayRead(sinkWritable: clientWritable, limit: bufferLimit)
+        case .client: return up.mayRead(sinkWritable: upstreamWritable, limit: settings.bufferLimit)
+        case .upstream: return down.mayRead(sinkWritable: clientWritable, limit: settings.bufferLimit)
         }
     }
 
@@ -337,7 +334,6 @@ final class ProxySession {
             if state != .closed { side == .client ? up.hold(buffer) : down.hold(buffer) }
             return
         }
-        lastActivityAt = now
         if side == .client {
             if up.inspected {
                 up.hold(buffer)
@@ -357,7 +353,10 @@ final class ProxySession {
         }
     }
 
+    /// The end of a read burst: notes the activity once per burst (one clock read, not one
+    /// per chunk) and flushes what the burst wrote.
     func readComplete(_ side: Side) {
+        if state == .relaying { lastActivityAt = now }
         flush(side == .client ? SSS_DIR_UP : SSS_DIR_DOWN)
     }
 

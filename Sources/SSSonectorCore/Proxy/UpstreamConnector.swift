@@ -23,12 +23,9 @@ enum UpstreamConnector {
         ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(Int64(clamping: settings.connectTimeout)))
             .channelInitializer { channel in
-                do {
+                channel.eventLoop.makeVoidFuture {
                     try SocketOptions.applyUpstream(settings, to: channel)
                     try initializer(channel)
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
     }
@@ -96,18 +93,17 @@ struct UpstreamAddressError: Error {
 /// synchronously in the channel initializer: bootstrap options are applied through a chain of
 /// futures, one per option, which costs more than the system calls themselves.
 enum SocketOptions {
-    /// Options of the upstream socket (ClientBootstrap sets TCP_NODELAY itself).
+    /// Options of the upstream socket: those of both sides, plus keepalive (an accepted socket
+    /// inherits it from the listening socket; ClientBootstrap sets TCP_NODELAY itself).
     static func applyUpstream(_ s: ConnectionSettings, to channel: Channel) throws {
+        try applyChannelOptions(to: channel)
+        guard s.keepAlive else { return }
         let options = try syncOptions(of: channel)
-        try options.setOption(.allowRemoteHalfClosure, value: true)
-        try options.setOption(.recvAllocator, value: receiveBuffers)
-        if s.keepAlive {
-            try options.setOption(.socketOption(.so_keepalive), value: 1)
-            try options.setOption(keepIdle, value: keepIdleSeconds(s))
-        }
+        try options.setOption(.socketOption(.so_keepalive), value: 1)
+        try options.setOption(keepIdle, value: keepIdleSeconds(s))
     }
 
-    /// Options of an accepted socket that it does not inherit from the listening socket.
+    /// Options both sides set on their channel (NIO options, not inherited by accepted sockets).
     static func applyChannelOptions(to channel: Channel) throws {
         let options = try syncOptions(of: channel)
         try options.setOption(.allowRemoteHalfClosure, value: true)
