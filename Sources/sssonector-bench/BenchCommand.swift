@@ -25,6 +25,9 @@ struct DurationArgument: ExpressibleByArgument {
             return nil
         }
     }
+
+    /// The default shown by --help ("10s", not the struct's fields).
+    var defaultValueDescription: String { Units.formatDuration(nanoseconds) }
 }
 
 /// "host:port" or "[v6]:port", as pipeline files write addresses.
