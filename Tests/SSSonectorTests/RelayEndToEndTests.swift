@@ -86,10 +86,11 @@ import Testing
     }
 
     @Test func aRefusingUpstreamIsSkippedForTheNext() async throws {
-        let refused = try refusedPort()
+        let refused = try RefusingPort()
+        defer { refused.stop() }
         // The refusing upstream comes first, so round robin tries it first for half the connections.
         let echoes = try await EchoUpstreams(count: 1)
-        let file = pipelineFile(upstreams: [("down", refused), ("up", echoes.ports[0])])
+        let file = pipelineFile(upstreams: [("down", refused.port), ("up", echoes.ports[0])])
         let host = try HostProcess(["run", "--log-level", "debug", file])
         defer { host.stop() }
         let port = try #require(host.port(of: "test"))

@@ -126,8 +126,9 @@ import Testing
 
     @Test func withOneUpstreamRefusingEveryClientConnectionSucceeds() async throws {
         let echoes = try await EchoUpstreams(count: 2)
-        let refused = try refusedPort()
-        let file = pipelineFile(upstreams: [("a", echoes.ports[0]), ("dead", refused), ("b", echoes.ports[1])], stages: """
+        let refused = try RefusingPort()
+        defer { refused.stop() }
+        let file = pipelineFile(upstreams: [("a", echoes.ports[0]), ("dead", refused.port), ("b", echoes.ports[1])], stages: """
             [{"name": "breaker", "plugin": "breaker", "config": {"max_failures": 3, "reset_timeout": "1m"}},
              {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s", "max_retries": 2}}]
             """)
@@ -143,8 +144,9 @@ import Testing
     }
 
     @Test func withEveryUpstreamRefusingTheBreakerOpensThenAHalfOpenTrialClosesIt() async throws {
-        let p1 = try refusedPort(), p2 = try refusedPort()
-        let file = pipelineFile(upstreams: [("a", p1), ("b", p2)], stages: """
+        let p1 = try RefusingPort(), p2 = try RefusingPort()
+        defer { p1.stop(); p2.stop() }
+        let file = pipelineFile(upstreams: [("a", p1.port), ("b", p2.port)], stages: """
             [{"name": "breaker", "plugin": "breaker",
               "config": {"max_failures": 2, "reset_timeout": "300ms", "half_open_max_calls": 1, "failure_window": "1m"}},
              {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s", "unhealthy_threshold": 1000, "max_retries": 1, "retry_timeout": "0s"}}]
@@ -159,7 +161,8 @@ import Testing
             #expect(runtime.counters.failedConnects.load(ordering: .relaxed) == attempts)  // no connect attempted
             #expect(runtime.counters.rejectedByReason["circuit_open"] == 5)
             // Upstream a comes back; after the reset timeout a trial succeeds and closes it.
-            let back = try await EchoServer.start(port: p1, group: EchoUpstreams.group)
+            p1.stop()
+            let back = try await EchoServer.start(port: p1.port, group: EchoUpstreams.group)
             #expect(eventually { exchange(port) })
             #expect(stats(runtime, "breaker")["upstreams"]?["a"]?["state"] == "closed")
             await back.stop()

@@ -159,7 +159,7 @@ import Testing
         // DNS name only: swift-nio-ssl also accepts a certificate whose IP SAN matches the
         // connected address, which would make any server_name pass on 127.0.0.1.
         let certs = try certificates(names: ["localhost"])
-        let serverPort = try refusedPort()
+        let serverPort = try freePortForChildProcess()
         let sServer = Process()
         sServer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         sServer.arguments = ["openssl", "s_server", "-quiet", "-rev", "-accept", "127.0.0.1:\(serverPort)",

@@ -14,16 +14,9 @@ final class TCPSpy: @unchecked Sendable {  // fields guarded by `lock`
 
     init(forwardingTo target: Int) throws {
         self.target = target
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.listener = listener
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        listen(listener, 16)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        let socket = try LoopbackSocket(listenBacklog: 16)
+        self.listener = socket.fd
+        self.port = socket.port
         let spy = self
         Thread.detachNewThread { spy.acceptLoop() }
     }

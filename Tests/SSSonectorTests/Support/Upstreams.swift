@@ -19,14 +19,6 @@ final class EchoUpstreams: @unchecked Sendable {
     }
 }
 
-/// A port with nothing listening (bound, then closed: connects are refused).
-func refusedPort() throws -> Int {
-    let server = try ServerBootstrap(group: EchoUpstreams.group).bind(host: "127.0.0.1", port: 0).wait()
-    let port = server.localAddress?.port ?? 0
-    try server.close().wait()
-    return port
-}
-
 /// Writes a pipeline file with the given upstream ports and stages; returns its path.
 func pipelineFile(
     name: String = "test", upstreams: [(String, Int)], stages: String = "[]", connection: String = "{}",
