@@ -115,7 +115,8 @@ import Testing
     }
 
     @Test func anIdleConnectionIsClosed() async throws {
-        try await withHost(connection: #"{"idle_timeout": "300ms"}"#) { host, port, _ in
+        // 1 s: the ping and its echo must come back before it, even on a slow, loaded machine.
+        try await withHost(connection: #"{"idle_timeout": "1s"}"#) { host, port, _ in
             let client = try BlockingTCPClient(host: "127.0.0.1", port: port)
             try client.send(Array("ping".utf8))
             #expect(try client.receive(exactly: 4) == Array("ping".utf8))

@@ -148,9 +148,11 @@ import Testing
         defer { p1.stop(); p2.stop() }
         let file = pipelineFile(upstreams: [("a", p1.port), ("b", p2.port)], stages: """
             [{"name": "breaker", "plugin": "breaker",
-              "config": {"max_failures": 2, "reset_timeout": "300ms", "half_open_max_calls": 1, "failure_window": "1m"}},
+              "config": {"max_failures": 2, "reset_timeout": "2s", "half_open_max_calls": 1, "failure_window": "1m"}},
              {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s", "unhealthy_threshold": 1000, "max_retries": 1, "retry_timeout": "0s"}}]
             """, connection: #"{"retry_attempts": 0}"#)
+        // reset_timeout bounds the time the five rejections below may take on a slow, loaded
+        // machine (the host's clock is real): long enough for that, short enough to wait out.
         try await withHost(file) { port, runtime in
             // Two failures per upstream open both circuits.
             for i in 0..<2 { #expect(!exchange(port, seed: UInt8(i))) }
