@@ -1,4 +1,5 @@
 import Glibc
+import NIOCore
 
 /// A plain blocking TCP client over POSIX sockets with receive timeouts: the traffic driver of
 /// `sssonector demo` and the tests' client. Not for the relay (that is SwiftNIO).
@@ -20,35 +21,14 @@ public final class BlockingTCPClient: @unchecked Sendable {  // a socket: one th
 
     /// Connects to an IPv4 or IPv6 literal; `timeoutSeconds` bounds every receive.
     public init(host: String, port: Int, timeoutSeconds: Int = 10) throws(Failure) {
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        let family: Int32
-        if host.contains(":") {
-            family = AF_INET6
-            var a = sockaddr_in6()
-            a.sin6_family = sa_family_t(AF_INET6)
-            a.sin6_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET6, host, &a.sin6_addr)
-            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        } else {
-            family = AF_INET
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, host, &a.sin_addr)
-            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        }
-        fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { throw .connect(EINVAL) }
+        fd = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue), 0)
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let result = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-        }
+        let result = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
         if result != 0 {
             let e = errno
             Glibc.close(fd)
