@@ -107,11 +107,12 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
         let now = c.now, wall = host.wallNow()
         let tripped = circuits.withLock { table -> Bool in
             for id in reserved where id != r.upstreamID { table[id]?.release() }
-            guard let before = table[r.upstreamID]?.state else { return false }
+            guard let slot = table.index(forKey: r.upstreamID) else { return false }
+            let before = table.values[slot].state
             // Mutated in place: a copy would retain (and on a failure copy) its arrays.
-            table[r.upstreamID]?.record(success: r.succeeded, reserved: reserved.contains(r.upstreamID), now: now,
-                                        settings: settings, wall: wall)
-            return before != .open && table[r.upstreamID]?.state == .open
+            table.values[slot].record(success: r.succeeded, reserved: reserved.contains(r.upstreamID), now: now,
+                                      settings: settings, wall: wall)
+            return before != .open && table.values[slot].state == .open
         }
         if tripped {
             trips.increment()

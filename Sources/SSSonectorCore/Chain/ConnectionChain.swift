@@ -56,23 +56,22 @@ public final class ConnectionChain {
                 acceptedAt: UInt64) {
         self.chain = chain
         self.hooks = chain.hooks
-        let count = chain.hooks.count
         // One allocation holds every per-connection table (it was seven): fewer mallocs per
         // accepted connection and less memory per idle one.
-        let layout = ConnectionArenaLayout(stages: count)
+        let layout = ConnectionArenaLayout(stages: chain.hooks.count)
         let arena = UnsafeMutableRawPointer.allocate(byteCount: layout.byteCount, alignment: 8)
         self.arena = arena
         self.conn = (arena + layout.conn).bindMemory(to: sss_conn.self, capacity: 1)
         self.upstreamSet = (arena + layout.upstreamSet).bindMemory(to: sss_upstream_set.self, capacity: 1)
         upstreamSet.initialize(to: sss_upstream_set())
-        self.slots = (arena + layout.slots).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: max(count, 1))
-        slots.initialize(repeating: nil, count: max(count, 1))
-        self.connectionEvents = (arena + layout.connectionEvents).bindMemory(to: UInt64.self, capacity: max(count, 1))
+        self.slots = (arena + layout.slots).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: layout.perStage)
+        slots.initialize(repeating: nil, count: layout.perStage)
+        self.connectionEvents = (arena + layout.connectionEvents).bindMemory(to: UInt64.self, capacity: layout.perStage)
         for (i, h) in chain.hooks.enumerated() { (connectionEvents + i).initialize(to: h.events) }
-        self.granted = (arena + layout.granted).bindMemory(to: UInt64.self, capacity: max(count * 2, 1))
-        granted.initialize(repeating: 0, count: max(count * 2, 1))
-        self.eofOffered = (arena + layout.eofOffered).bindMemory(to: Bool.self, capacity: max(count * 2, 1))
-        eofOffered.initialize(repeating: false, count: max(count * 2, 1))
+        self.granted = (arena + layout.granted).bindMemory(to: UInt64.self, capacity: layout.perDirection)
+        granted.initialize(repeating: 0, count: layout.perDirection)
+        self.eofOffered = (arena + layout.eofOffered).bindMemory(to: Bool.self, capacity: layout.perDirection)
+        eofOffered.initialize(repeating: false, count: layout.perDirection)
         self.peerIP = (arena + layout.peerIP).bindMemory(to: CChar.self, capacity: Self.ipTextCapacity)
         let peerIPLength = Self.formatIP(peer, into: self.peerIP)
         conn.initialize(to: sss_conn(
@@ -389,6 +388,10 @@ extension ConnectionChain {
 /// Where each per-connection table sits in a `ConnectionChain`'s one allocation: the 8-byte
 /// aligned tables first, then the byte-sized ones.
 struct ConnectionArenaLayout {
+    /// Entries of the per-stage tables (at least one, so no table is empty).
+    let perStage: Int
+    /// Entries of the per-stage-and-direction tables.
+    let perDirection: Int
     let conn: Int
     let upstreamSet: Int
     let slots: Int
@@ -400,7 +403,8 @@ struct ConnectionArenaLayout {
 
     init(stages count: Int) {
         func aligned(_ offset: Int) -> Int { (offset + 7) & ~7 }
-        let perStage = max(count, 1), perDirection = max(count * 2, 1)
+        perStage = max(count, 1)
+        perDirection = max(count * 2, 1)
         conn = 0
         upstreamSet = aligned(conn + MemoryLayout<sss_conn>.stride)
         slots = aligned(upstreamSet + MemoryLayout<sss_upstream_set>.stride)

@@ -5,7 +5,9 @@ import Glibc
 /// with `backlog` or, with `nil`, not listening at all.
 struct LoopbackSocket {
     let fd: Int32
-    let port: Int
+    /// The bound address (from getsockname), for connecting to it.
+    let address: sockaddr_in
+    var port: Int { Int(UInt16(bigEndian: address.sin_port)) }
 
     init(listenBacklog backlog: Int32?, beforeBind configure: (Int32) -> Void = { _ in }) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -28,16 +30,7 @@ struct LoopbackSocket {
             throw POSIXError(code)
         }
         self.fd = fd
-        self.port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// The socket's address, for connecting to it.
-    var address: sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return address
+        self.address = address
     }
 }
 
