@@ -54,9 +54,9 @@ struct RateLimitConfig: Sendable {
         if let bw = try c.object("bandwidth") {
             let r = try bw.rate("rate")
             guard let r else { throw ConfigError(path: bw.path(of: "rate"), "required: bytes per second, e.g. \"1MiB/s\"") }
-            let b = try bw.size("burst", default: UInt64(max(16384, r / 10)))!
+            // The default (a tenth of a second of the rate, at least 16 KiB) only when none is given.
+            let b = try bw.size("burst", in: 1...Units.maximumSize) ?? UInt64(max(16384, (r / 10).rounded()))
             try bw.finish()
-            guard b >= 1 else { throw ConfigError(path: bw.path(of: "burst"), "expected at least 1 byte") }
             bandwidth = Limit(rate: r, burst: Double(b))
         } else {
             bandwidth = nil

@@ -1,3 +1,5 @@
+import ConfigValues
+
 /// A token bucket: `rate` tokens per second up to `burst`, starting full. Pure value logic:
 /// time comes in as monotonic nanoseconds, so tests drive it with a manual clock.
 struct TokenBucket: Sendable {
@@ -37,11 +39,12 @@ struct TokenBucket: Sendable {
         return taken
     }
 
-    /// Nanoseconds until `count` tokens are available (0 if they are now).
+    /// Nanoseconds until `count` tokens are available (0 if they are now). Saturates: a tiny
+    /// rate makes the delay larger than any clock, never a trap.
     func delay(until count: Double) -> UInt64 {
         let missing = min(count, burst) - tokens
         guard missing > 0, rate > 0 else { return 0 }
-        return UInt64((missing / rate * 1e9).rounded(.up))
+        return UInt64(saturatingNanoseconds: missing / rate * 1e9)
     }
 
     /// Changes rate and burst at once, keeping the tokens already earned (clamped to the new

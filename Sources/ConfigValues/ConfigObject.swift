@@ -9,7 +9,15 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
         self.message = message
     }
 
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    /// One line: control characters in the path or the message are escaped, so a key or value
+    /// with a newline in it cannot split an error into lines that do not name the file.
+    public var description: String {
+        let text = path.isEmpty ? message : "\(path): \(message)"
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var out = ""
+        JSONValue.quote(text, into: &out)
+        return String(out.dropFirst().dropLast())
+    }
 }
 
 /// Reads one JSON object of a configuration with typed, path-aware accessors, and rejects the
@@ -29,8 +37,15 @@ public final class ConfigObject {
         self.members = members
     }
 
-    /// The JSON path of member `key`.
-    public func path(of key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    /// The JSON path of member `key`: `a.b` for a plain key, `a["odd key"]` (quoted and escaped)
+    /// for one that is not letters, digits, `_` and `-`.
+    public func path(of key: String) -> String {
+        let plain = !key.isEmpty && key.utf8.count <= 80 && key.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D
+        }
+        if !plain { return "\(path)[\(key.quotedForMessage())]" }
+        return path.isEmpty ? key : "\(path).\(key)"
+    }
 
     /// The raw value of `key`, marking the key as known.
     public func value(_ key: String) -> JSONValue? {
@@ -65,7 +80,7 @@ public final class ConfigObject {
     public func choice(_ key: String, _ choices: [String], default fallback: String) throws(ConfigError) -> String {
         guard let s = try string(key) else { return fallback }
         guard choices.contains(s) else {
-            throw ConfigError(path: path(of: key), "expected one of \(choices.map { "\"\($0)\"" }.joined(separator: ", ")), found \"\(s)\"")
+            throw ConfigError(path: path(of: key), "expected one of \(choices.map { "\"\($0)\"" }.joined(separator: ", ")), found \(s.quotedForMessage())")
         }
         return s
     }
@@ -100,38 +115,59 @@ public final class ConfigObject {
         return i
     }
 
-    /// A duration string with a unit ("250ms", "30s", "5m"), in nanoseconds.
-    public func duration(_ key: String, default fallback: UInt64? = nil, minimum: UInt64 = 0) throws(ConfigError) -> UInt64? {
+    /// A duration string with a unit ("250ms", "30s", "5m"), in nanoseconds, within
+    /// `minimum...maximum` (by default at most `Units.maximumDuration`, 30 days).
+    public func duration(_ key: String, default fallback: UInt64? = nil, minimum: UInt64 = 0,
+                         maximum: UInt64 = Units.maximumDuration) throws(ConfigError) -> UInt64? {
         guard let v = value(key), v != .null else { return fallback }
-        guard case .string(let s) = v, let ns = Units.parseDuration(s) else {
+        guard case .string(let s) = v, let value = Units.parseDurationValue(s) else {
             throw fail(key, "a duration with a unit such as \"250ms\", \"30s\", \"5m\"", v)
         }
+        guard value <= Double(maximum) else {
+            throw ConfigError(path: path(of: key), "expected at most \(Units.formatDuration(maximum)), found \(v.jsonText)")
+        }
+        let ns = UInt64(value.rounded())
         guard ns >= minimum else {
             throw ConfigError(path: path(of: key), "expected at least \(Units.formatDuration(minimum)), found \(v.jsonText)")
         }
         return ns
     }
 
-    /// A size: a number of bytes or a string with a unit ("64KiB", "10MB").
-    public func size(_ key: String, default fallback: UInt64? = nil) throws(ConfigError) -> UInt64? {
+    /// A size: a number of bytes or a string with a unit ("64KiB", "10MB"), within `range`
+    /// (by default at most `Units.maximumSize`, 1 PiB).
+    public func size(_ key: String, default fallback: UInt64? = nil,
+                     in range: ClosedRange<UInt64> = 0...Units.maximumSize) throws(ConfigError) -> UInt64? {
         guard let v = value(key), v != .null else { return fallback }
-        switch v {
-        case .number(let n) where n >= 0 && n == n.rounded(): return UInt64(n)
-        case .string(let s): if let bytes = Units.parseSize(s) { return bytes }
-        default: break
+        let parsed: Double? = switch v {
+        case .number(let n) where n >= 0 && n == n.rounded(): n
+        case .string(let s): Units.parseSizeValue(s)
+        default: nil
         }
-        throw fail(key, "a size in bytes, or a string such as \"64KiB\"", v)
+        guard let bytes = parsed else { throw fail(key, "a size in bytes, or a string such as \"64KiB\"", v) }
+        guard bytes >= Double(range.lowerBound), bytes <= Double(range.upperBound) else {
+            throw ConfigError(path: path(of: key), "expected a size of \(range.lowerBound)...\(range.upperBound) bytes, found \(v.jsonText)")
+        }
+        return UInt64(bytes.rounded())
     }
 
-    /// A byte rate: bytes per second as a number, or a string such as "1MiB/s".
-    public func rate(_ key: String, default fallback: Double? = nil) throws(ConfigError) -> Double? {
+    /// A byte rate within `range` bytes per second: a number, or a string such as "1MiB/s".
+    /// The default range starts at 1 B/s: below that the delay to the next byte is longer than
+    /// any timeout, which is a typo, not a limit.
+    public func rate(_ key: String, default fallback: Double? = nil,
+                     in range: ClosedRange<Double> = 1...Double(Units.maximumSize)) throws(ConfigError) -> Double? {
         guard let v = value(key), v != .null else { return fallback }
-        switch v {
-        case .number(let n) where n > 0: return n
-        case .string(let s): if let r = Units.parseRate(s), r > 0 { return r }
-        default: break
+        let parsed: Double? = switch v {
+        case .number(let n): n
+        case .string(let s): Units.parseRateValue(s)
+        default: nil
         }
-        throw fail(key, "a positive rate in bytes per second, or a string such as \"1MiB/s\"", v)
+        guard let rate = parsed, rate > 0 else {
+            throw fail(key, "a positive rate in bytes per second, or a string such as \"1MiB/s\"", v)
+        }
+        guard range.contains(rate) else {
+            throw ConfigError(path: path(of: key), "expected a rate of \(JSONValue.format(range.lowerBound))...\(JSONValue.format(range.upperBound)) bytes per second, found \(v.jsonText)")
+        }
+        return rate
     }
 
     /// A nested object, or nil when absent.

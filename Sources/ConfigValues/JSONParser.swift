@@ -6,6 +6,27 @@ struct JSONParser {
     private var i = 0
     private var depth = 0
     private static let maxDepth = 256
+    /// The JSON path of the value being parsed (`stages[2].config`), for errors that are about
+    /// meaning rather than syntax, such as a repeated key.
+    private var path: [PathComponent] = []
+
+    private enum PathComponent {
+        case key(String)
+        case index(Int)
+    }
+
+    private var pathText: String {
+        var out = ""
+        for component in path {
+            switch component {
+            case .key(let k):
+                let plain = !k.isEmpty && k.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
+                if plain { out += out.isEmpty ? k : ".\(k)" } else { out += "[\(k.quotedForMessage())]" }
+            case .index(let i): out += "[\(i)]"
+            }
+        }
+        return out
+    }
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -39,7 +60,7 @@ struct JSONParser {
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-        default: throw error("unexpected character '\(Character(Unicode.Scalar(bytes[i])))', expected a value")
+        default: throw error("unexpected character \(Self.describe(bytes[i])), expected a value")
         }
     }
 
@@ -60,18 +81,29 @@ struct JSONParser {
         defer { depth -= 1 }
         i += 1
         var members: [(String, JSONValue)] = []
+        var seen = Set<String>()
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipSpace()
             guard i < bytes.count else { throw error("unexpected end of input in an object, expected a quoted key") }
             guard bytes[i] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
+            let keyStart = i
             let key = try parseString()
+            // Strict parsers refuse a repeated key: "last one wins" would hide the first.
+            guard seen.insert(key).inserted else {
+                path.append(.key(key))
+                let where_ = pathText
+                i = keyStart
+                throw error("duplicate key \(key.quotedForMessage()) (at \(where_))")
+            }
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }
             i += 1
             skipSpace()
+            path.append(.key(key))
             members.append((key, try parseValue()))
+            path.removeLast()
             skipSpace()
             guard i < bytes.count else { throw error("unexpected end of input in an object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -89,7 +121,9 @@ struct JSONParser {
         if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
         while true {
             skipSpace()
+            path.append(.index(items.count))
             items.append(try parseValue())
+            path.removeLast()
             skipSpace()
             guard i < bytes.count else { throw error("unexpected end of input in an array") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -133,7 +167,7 @@ struct JSONParser {
                     }
                     guard let u = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
                     out.append(contentsOf: Array(String(Character(u)).utf8))
-                default: throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
+                default: throw error("invalid escape after a backslash: \(Self.describe(e))")
                 }
             case 0..<0x20:
                 throw error("control character in a string (escape it)")
@@ -181,6 +215,12 @@ struct JSONParser {
         let text = String(decoding: bytes[start..<i], as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw error("number out of range") }
         return .number(value)
+    }
+
+    /// A byte for an error message: `'x'` when printable ASCII, else its hex value (a raw
+    /// control byte would break the one-line message).
+    private static func describe(_ b: UInt8) -> String {
+        b >= 0x20 && b < 0x7F ? "'\(Character(Unicode.Scalar(b)))'" : "byte 0x\(String(b, radix: 16, uppercase: true))"
     }
 
     private func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }

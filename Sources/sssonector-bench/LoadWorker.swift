@@ -120,9 +120,15 @@ final class LoadWorker: @unchecked Sendable {  // confined to `loop`
         retryLater()
     }
 
+    /// An error on an open connection (a reset, most often): counted under its kind, once.
+    /// The connection is dropped here, so the close that follows is not counted again as
+    /// `closed_by_peer`.
     func failed(_ error: Error) {
+        guard !stopped, let failing = channel else { return }
         count(error: Self.kind(of: error))
-        channel?.close(promise: nil)
+        channel = nil
+        failing.close(promise: nil)
+        retryLater()
     }
 
     private func retryLater() {

@@ -120,7 +120,7 @@ import Testing
             ("{}", "default_rate: required: tokens per second, > 0"),
             (#"{"default_rate": 0}"#, "default_rate: expected a rate > 0 (tokens per second), found 0"),
             (#"{"default_rate": 1, "key": "port"}"#, #"key: expected one of "client_ip", "global", "listener", found "port""#),
-            (#"{"default_rate": 1, "overrides": {"10.0.0.0/99": {"rate": 1}}}"#, "overrides.10.0.0.0/99: expected an IP address or CIDR block as the key"),
+            (#"{"default_rate": 1, "overrides": {"10.0.0.0/99": {"rate": 1}}}"#, #"overrides["10.0.0.0/99"]: expected an IP address or CIDR block as the key"#),
             (#"{"default_rate": 1, "bandwidth": {"rate": "fast"}}"#, #"bandwidth.rate: expected a positive rate in bytes per second, or a string such as "1MiB/s", found "fast""#),
         ] {
             let error = #expect(throws: PluginError.self) { _ = try ChainHarness(stages: [("ratelimit", config)]) }

@@ -78,10 +78,7 @@ struct AdminRouter: Sendable {
             guard (try? JSONValue.parse(body)) != nil else {
                 return loop.makeSucceededFuture(.error(.badRequest, "the body must be a JSON command"))
             }
-            return control.submit {
-                let (status, answer) = stage.control(body)
-                return AdminResponse(status: status == 0 ? .ok : .badRequest, body: answer + "\n")
-            }.hop(to: loop)
+            return control.submit { ControlAnswer.response(stage: stage, body: body) }.hop(to: loop)
         case ("upstreams", 2):
             guard method == .POST else { return loop.makeSucceededFuture(methodNotAllowed("POST")) }
             return loop.makeSucceededFuture(addUpstream(runtime, body))

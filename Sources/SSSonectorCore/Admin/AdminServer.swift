@@ -12,7 +12,10 @@ final class AdminServer: Sendable {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                // withErrorHandling: a malformed request or oversized header block is answered
+                // 400 and the connection closed, by NIOHTTP1's own protocol error handler.
+                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminHTTPHandler.idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(router: router))
                 }
             }
@@ -24,6 +27,10 @@ final class AdminServer: Sendable {
 }
 
 /// Collects one request (head and body), routes it, writes the answer.
+///
+/// A body over `maxBody` is answered 413 and nothing runs: the request is refused whole, never
+/// cut and executed. A keep-alive connection that sends nothing for `idleTimeout` is closed, so
+/// idle clients cannot pile up.
 final class AdminHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -31,7 +38,9 @@ final class AdminHTTPHandler: ChannelInboundHandler {
     let router: AdminRouter
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
-    private static let maxBody = 1 << 20
+    private var tooLarge = false
+    static let maxBody = 1 << 20
+    static let idleTimeout = TimeAmount.seconds(60)
 
     init(router: AdminRouter) { self.router = router }
 
@@ -40,10 +49,20 @@ final class AdminHTTPHandler: ChannelInboundHandler {
         case .head(let h):
             head = h
             body.clear()
+            let declared = h.headers["content-length"].first.flatMap { Int($0) } ?? 0
+            tooLarge = declared > Self.maxBody
+            if tooLarge { refuseTooLarge(context: context) }
         case .body(var chunk):
-            if body.readableBytes + chunk.readableBytes <= Self.maxBody { body.writeBuffer(&chunk) }
+            guard !tooLarge else { return }
+            if body.readableBytes + chunk.readableBytes <= Self.maxBody {
+                body.writeBuffer(&chunk)
+            } else {
+                tooLarge = true
+                body.clear()
+                refuseTooLarge(context: context)
+            }
         case .end:
-            guard let head else { return }
+            guard let head, !tooLarge else { return }
             self.head = nil
             let text = String(buffer: body)
             let keepAlive = head.isKeepAlive
@@ -69,6 +88,21 @@ final class AdminHTTPHandler: ChannelInboundHandler {
         if !keepAlive {
             let channel = context.channel
             done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Answers 413 at once and closes after the answer: the rest of the body is not read.
+    private func refuseTooLarge(context: ChannelHandlerContext) {
+        head = nil
+        let response = AdminResponse.error(.payloadTooLarge, "request body larger than \(Self.maxBody) bytes")
+        Self.write(response, keepAlive: false, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 

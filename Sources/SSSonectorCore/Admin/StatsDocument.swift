@@ -29,6 +29,7 @@ enum StatsDocument {
                 "failed_connects": .int(c.failedConnects.load(ordering: .relaxed)),
                 "bytes_up": .int(c.bytesUp.load(ordering: .relaxed)), "bytes_down": .int(c.bytesDown.load(ordering: .relaxed)),
                 "avg_connect_latency_seconds": .number(c.averageConnectLatencySeconds),
+                "accept_errors": .int(c.acceptErrors.load(ordering: .relaxed)),
             ]
             pipelines.append((runtime.name, ["connections": connections, "upstreams": .array(upstreams), "stages": .object(stages)]))
         }

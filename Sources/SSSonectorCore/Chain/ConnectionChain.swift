@@ -131,8 +131,13 @@ public final class ConnectionChain {
             }
             // A connection may only narrow what the instance asked for.
             connectionEvents[i] = h.events & result.events
-            if verdict == SSS_REJECT {
-                let code = result.reason_code == SSS_REASON_NONE ? SSS_REASON_POLICY : result.reason_code
+            if verdict != SSS_ACCEPT {
+                // Anything but ACCEPT fails closed: a verdict outside the ABI is a rejection.
+                if verdict != SSS_REJECT {
+                    chain.fault(i, kind: "open verdict", "open verdict \(verdict) is outside the ABI; the connection is rejected (policy)")
+                }
+                let code = result.reason_code == SSS_REASON_NONE || verdict != SSS_REJECT ? SSS_REASON_POLICY
+                    : chain.checkedReason(result.reason_code, stage: i)
                 return .rejected(stage: i, reasonCode: code, text: String(nulTerminated: reason))
             }
         }
@@ -209,6 +214,10 @@ public final class ConnectionChain {
             var decision = sss_retry_decision(struct_size: UInt32(MemoryLayout<sss_retry_decision>.size),
                                               action: SSS_RETRY_NO_OPINION, retry_after_ns: 0)
             h.onResult?(h.inst, conn, slots + i, &result, &decision)
+            if decision.action == SSS_RETRY_AFTER, decision.retry_after_ns > StageChain.maximumDelay {
+                chain.fault(i, kind: "retry delay", "retry_after_ns \(decision.retry_after_ns) is above 60s; clamped to 60s")
+                decision.retry_after_ns = StageChain.maximumDelay
+            }
             if first.action == SSS_RETRY_NO_OPINION, outcome != SSS_CONNECT_OK,
                decision.action == SSS_RETRY_AFTER || decision.action == SSS_RETRY_GIVE_UP {
                 first = decision
@@ -284,7 +293,17 @@ public final class ConnectionChain {
                 verdict = h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
             }
             if verdict == SSS_DATA_CLOSE {
-                return Grant(releasedUpTo: upTo, retryAfter: 0, closeReason: out.close_reason)
+                return Grant(releasedUpTo: upTo, retryAfter: 0, closeReason: chain.checkedReason(out.close_reason, stage: i))
+            }
+            if verdict != SSS_DATA_CONTINUE {
+                chain.fault(i, kind: "data verdict", "data verdict \(verdict) is outside the ABI; taken as continue")
+            }
+            if out.granted > avail {
+                chain.fault(i, kind: "grant", "granted more bytes than offered; clamped to the offer")
+            }
+            if out.retry_after_ns > StageChain.maximumDelay {
+                chain.fault(i, kind: "data delay", "data retry_after_ns \(out.retry_after_ns) is above 60s; clamped to 60s")
+                out.retry_after_ns = StageChain.maximumDelay
             }
             let given = min(out.granted, avail)
             granted[slot] = offset + given

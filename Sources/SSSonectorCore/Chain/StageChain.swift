@@ -60,6 +60,26 @@ public final class StageChain: @unchecked Sendable {  // immutable after init
     public func destroyAll() {
         for stage in stages { stage.destroy() }
     }
+
+    // MARK: containment of misbehaving stages
+
+    /// The longest delay a stage may ask for (a retry, a re-offer): longer ones are clamped, so
+    /// a stage's absurd answer cannot park a connection for ever.
+    static let maximumDelay: UInt64 = 60_000_000_000
+
+    /// Logs, once per `kind` of fault for stage `index`, that it broke the ABI and what the
+    /// host did about it.
+    func fault(_ index: Int, kind: String, _ what: @autoclosure () -> String) {
+        let stage = stages[index]
+        stage.faults.once(kind) { stage.services.logger.warning("stage broke the ABI: \(what())") }
+    }
+
+    /// `code` if it is a reason the ABI defines (or a custom one), else `policy`, logged.
+    func checkedReason(_ code: UInt32, stage index: Int) -> UInt32 {
+        if code <= SSS_REASON_LIMIT_REACHED || code >= SSS_REASON_CUSTOM { return code }
+        fault(index, kind: "reason code", "reason code \(code) is outside the ABI; reported as policy")
+        return SSS_REASON_POLICY
+    }
 }
 
 import Synchronization

@@ -1,3 +1,5 @@
+import ConfigValues
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -23,9 +25,9 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     var listeners: [PipelineListener] = []
     /// Repeated tasks (stage ticks, upstream cleanup) by runtime.
     var ticks: [ObjectIdentifier: [RepeatedTask]] = [:]
-    /// Runtimes replaced by a reload, destroyed once their last connection closes.
+    /// Runtimes replaced by a reload, until their last connection closes and their stages are
+    /// destroyed (`retire`).
     var retired: [PipelineRuntime] = []
-    private var reaper: RepeatedTask?
     private var admin: AdminServer?
     let indexes: LoopIndexes
 
@@ -74,9 +76,6 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
                 set.destroy()
                 throw error
             }
-        }
-        reaper = control.next().scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { [weak self] _ in
-            self?.destroyDrainedRetirees()
         }
         return bound
     }
@@ -149,28 +148,36 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         ticks[ObjectIdentifier(runtime)] = tasks
     }
 
-    /// Stops a runtime's ticks and keeps it until its connections have closed. With `lock` held.
+    /// Stops a runtime's ticks and destroys its stages once its last connection has closed
+    /// (at once when none is open). With `lock` held.
     func retire(_ runtime: PipelineRuntime) {
         ticks.removeValue(forKey: ObjectIdentifier(runtime))?.forEach { $0.cancel() }
         retired.append(runtime)
-    }
-
-    /// On the control loop: destroys retired runtimes whose last connection has closed.
-    private func destroyDrainedRetirees() {
-        lifecycle.lock()
-        defer { lifecycle.unlock() }
-        lock.lock()
-        let done = retired.filter { $0.counters.active.load(ordering: .relaxed) == 0 }
-        retired.removeAll { $0.counters.active.load(ordering: .relaxed) == 0 }
-        lock.unlock()
-        for runtime in done {
-            runtime.chain.destroyAll()
-            logger.info("previous configuration of pipeline destroyed", metadata: ["pipeline": "\(runtime.name)"])
+        runtime.retire { [weak self] drained in
+            // Never on the event loop of the last close: destruction may take a while (the
+            // balancer joins its health-check thread) and is serialized with creation (reload).
+            guard let host = self else { return }
+            Host.lifecycleQueue.async { host.destroyRetired(drained) }
         }
     }
 
+    private static let lifecycleQueue = DispatchQueue(label: "sssonector.lifecycle")
+
+    /// Off the event loops: destroys a retired runtime whose last connection has closed.
+    private func destroyRetired(_ runtime: PipelineRuntime) {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
+        lock.lock()
+        retired.removeAll { $0 === runtime }
+        lock.unlock()
+        guard !runtime.isDestroyed else { return }
+        runtime.destroyStages()
+        logger.info("previous configuration of pipeline destroyed", metadata: ["pipeline": "\(runtime.name)"])
+    }
+
     /// Graceful stop: stop accepting, let open connections finish for up to the longest
-    /// `drain_timeout`, close the rest, destroy the stages, stop the loops.
+    /// `drain_timeout`, close the rest, destroy the stages, stop the loops. Waits on the last
+    /// connection's close (no polling).
     public func shutdown() {
         admin?.close()
         admin = nil
@@ -179,26 +186,28 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         stopListening()
         lock.unlock()
         let drain = current.map(\.config.connection.drainTimeout).max() ?? 0
-        let deadline = clock.monotonicNanoseconds() &+ drain
-        while registry.count > 0 && clock.monotonicNanoseconds() < deadline {
-            usleep(20_000)
-        }
-        if registry.count > 0 {
+        if !waitUntilNoConnections(nanoseconds: drain) {
             logger.info("closing connections still open after the drain timeout", metadata: ["open": "\(registry.count)"])
             registry.closeAll(cause: SSS_CLOSE_SHUTDOWN)
-            let hardDeadline = clock.monotonicNanoseconds() &+ 2_000_000_000
-            while registry.count > 0 && clock.monotonicNanoseconds() < hardDeadline { usleep(5_000) }
+            _ = waitUntilNoConnections(nanoseconds: 2_000_000_000)
         }
         lock.lock()
-        reaper?.cancel()
         ticks.values.forEach { $0.forEach { $0.cancel() } }
         ticks = [:]
         let everything = current + retired
         retired = []
         lock.unlock()
         try? control.syncShutdownGracefully()
-        everything.forEach { $0.chain.destroyAll() }
+        everything.forEach { $0.destroyStages() }
         try? group.syncShutdownGracefully()
+    }
+
+    /// Blocks until every connection has closed or `nanoseconds` have passed; true when none is
+    /// open.
+    private func waitUntilNoConnections(nanoseconds: UInt64) -> Bool {
+        let empty = DispatchSemaphore(value: 0)
+        registry.whenEmpty { empty.signal() }
+        return empty.wait(timeout: .now() + .nanoseconds(Int(Int64(saturatingNanoseconds: nanoseconds)))) == .success
     }
 
     /// Closes every listener. With `lock` held.

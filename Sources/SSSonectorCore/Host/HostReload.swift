@@ -43,7 +43,7 @@ extension Host {
                     kept.append(try listen(runtime))
                 } catch {
                     errors += error.lines
-                    runtime.chain.destroyAll()
+                    runtime.destroyStages()
                 }
             }
         }

@@ -39,19 +39,20 @@ public struct PipelineSet {
             let upstreams = UpstreamTable(config.upstreams.map { ($0.name, $0.address.description, $0.weight) })
             var pipelineLogger = logger
             pipelineLogger[metadataKey: "pipeline"] = "\(config.name)"
+            let scope = ConnectionScope()
             switch PipelineAssembly.createStages(config, upstreams: upstreams.current, threadCount: threadCount,
                                                  clock: clock, metrics: metrics, logger: pipelineLogger,
-                                                 poster: registry) {
+                                                 poster: registry.poster(scopedTo: scope)) {
             case .success(let stages):
                 let chain = StageChain(stages: stages, pipeline: config.name, listener: config.listen.text)
                 runtimes.append(PipelineRuntime(config: config, upstreams: upstreams, chain: chain, clock: clock,
-                                                registry: registry, logger: pipelineLogger, tls: tls))
+                                                registry: registry, scope: scope, logger: pipelineLogger, tls: tls))
             case .failure(let errors):
                 lines += errors.lines
             }
         }
         guard lines.isEmpty else {
-            runtimes.forEach { $0.chain.destroyAll() }
+            runtimes.forEach { $0.destroyStages() }
             return .failure(PipelineSetErrors(lines: lines))
         }
         return .success(PipelineSet(runtimes: runtimes))
@@ -59,7 +60,7 @@ public struct PipelineSet {
 
     /// Destroys every stage instance (after every connection has closed).
     func destroy() {
-        runtimes.forEach { $0.chain.destroyAll() }
+        runtimes.forEach { $0.destroyStages() }
     }
 }
 

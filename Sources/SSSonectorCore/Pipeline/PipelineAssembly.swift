@@ -52,7 +52,7 @@ public enum PipelineAssembly {
     static func configError(_ text: String, stagePath: String) -> ConfigError {
         if let colon = text.range(of: ": ") {
             let head = text[..<colon.lowerBound]
-            let isPath = !head.isEmpty && head.allSatisfy { $0.isLetter || $0.isNumber || "_.[]-".contains($0) }
+            let isPath = !head.isEmpty && head.allSatisfy { $0.isLetter || $0.isNumber || "_.[]-\"".contains($0) }
             if isPath { return ConfigError(path: "\(stagePath).config.\(head)", String(text[colon.upperBound...])) }
         }
         return ConfigError(path: "\(stagePath).config", text)

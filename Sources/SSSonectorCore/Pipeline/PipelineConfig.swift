@@ -53,6 +53,13 @@ public struct ConnectionSettings: Sendable, Equatable {
     public var bufferLimit: UInt64 = 256 * 1024
 
     public init() {}
+
+    /// Upper bounds checked at validate time (every other duration: `Units.maximumDuration`).
+    /// A connect (with its TLS handshake) that may wait longer is a lock-out waiting to happen.
+    public static let maximumConnectTimeout: UInt64 = 600_000_000_000
+    public static let maximumRetryInterval: UInt64 = 3_600_000_000_000
+    /// Per direction and connection: above this one connection could hold the host's memory.
+    public static let maximumBufferLimit: UInt64 = 1 << 30
 }
 
 /// One entry of `stages`.

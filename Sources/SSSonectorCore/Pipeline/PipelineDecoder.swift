@@ -12,9 +12,9 @@ public enum PipelineDecoder {
     public static func load(file: String) -> Result<PipelineConfig, PipelineErrors> {
         let text: String
         do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
+            text = try RegularFile.readText(file)
         } catch {
-            return .failure(PipelineErrors(file: file, [ConfigError(path: "", "cannot read the file: \(Self.reason(error))")]))
+            return .failure(PipelineErrors(file: file, [ConfigError(path: "", "cannot read the file: \(error)")]))
         }
         return decode(text: text, file: file)
     }
@@ -45,7 +45,7 @@ public enum PipelineDecoder {
         let name = attempt { () throws(ConfigError) -> String in
             let n = try root.requiredString("name")
             guard !n.isEmpty, n.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-                throw ConfigError(path: "name", "expected letters, digits, '-', '_' or '.', found \"\(n)\"")
+                throw ConfigError(path: "name", "expected letters, digits, '-', '_' or '.', found \(n.quotedForMessage())")
             }
             return n
         }
@@ -126,13 +126,16 @@ public enum PipelineDecoder {
         guard let c = try root.object("connection") else { return s }
         s.maxConnections = try c.int("max_connections", default: s.maxConnections, in: 1...10_000_000)!
         s.keepAlive = try c.bool("keep_alive", default: s.keepAlive)
-        s.keepAliveIdle = try c.duration("keep_alive_idle", default: s.keepAliveIdle, minimum: 1_000_000_000)!
+        // TCP_KEEPIDLE takes at most 32767 s.
+        s.keepAliveIdle = try c.duration("keep_alive_idle", default: s.keepAliveIdle, minimum: 1_000_000_000,
+                                         maximum: 32_767_000_000_000)!
         s.retryAttempts = try c.int("retry_attempts", default: s.retryAttempts, in: 0...100)!
-        s.retryInterval = try c.duration("retry_interval", default: s.retryInterval)!
-        s.connectTimeout = try c.duration("connect_timeout", default: s.connectTimeout, minimum: 1_000_000)!
+        s.retryInterval = try c.duration("retry_interval", default: s.retryInterval, maximum: ConnectionSettings.maximumRetryInterval)!
+        s.connectTimeout = try c.duration("connect_timeout", default: s.connectTimeout, minimum: 1_000_000,
+                                          maximum: ConnectionSettings.maximumConnectTimeout)!
         s.idleTimeout = try c.duration("idle_timeout", default: s.idleTimeout)!
         s.drainTimeout = try c.duration("drain_timeout", default: s.drainTimeout)!
-        s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit)!
+        s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit, in: 0...ConnectionSettings.maximumBufferLimit)!
         if s.bufferLimit < 4096 {
             throw ConfigError(path: c.path(of: "buffer_limit"), "expected at least 4096 bytes")
         }

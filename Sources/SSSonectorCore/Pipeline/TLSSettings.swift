@@ -38,6 +38,9 @@ extension PipelineDecoder {
         let key = try o.string("key")
         let name = try o.string("server_name")
         try o.finish()
+        if let name, name.isEmpty || name.utf8.count > 253 {
+            throw ConfigError(path: o.path(of: "server_name"), "expected a host name of 1...253 characters, found \(name.quotedForMessage())")
+        }
         if (cert == nil) != (key == nil) {
             throw ConfigError(path: o.path(of: cert == nil ? "cert" : "key"), "cert and key go together: give both or neither")
         }

@@ -9,6 +9,8 @@ import Synchronization
 /// - Libraries are opened with the `ext`, `local` and `resident` hints and never closed:
 ///   unloading a library with Swift code in it crashes the runtime later, and a stage may
 ///   have handed out pointers.
+/// - Before anything maps a file, `SharedObjectCheck` makes sure it is a regular file holding a
+///   whole ELF shared object (a FIFO blocks `open` forever; a truncated file is a SIGBUS).
 /// - Before libltdl opens a file, `dlopen(RTLD_NOW | RTLD_LOCAL)` resolves every symbol, so a
 ///   library with a missing dependency or an undefined symbol is refused at load time with
 ///   the loader's real message (libltdl reports only "file not found"), instead of exiting the
@@ -26,7 +28,11 @@ enum DynamicLibrary {
     /// Opens `path` (an existing file) or, with `systemName`, a bare `libNAME` searched in
     /// libltdl's paths. Throws a one-line `PluginError`.
     static func open(path: String) throws(PluginError) -> Handle {
-        try lock.withLock { initialized throws(PluginError) in
+        // A FIFO would block the open forever, a truncated file would crash the process.
+        if let problem = SharedObjectCheck.problem(path) {
+            throw PluginError(.loadFailed, library: path, "cannot load: \(problem)")
+        }
+        return try lock.withLock { initialized throws(PluginError) in
             try initialize(&initialized, library: path)
             if let failure = probe(path) {
                 throw PluginError(.loadFailed, library: path, "cannot load: \(failure)")

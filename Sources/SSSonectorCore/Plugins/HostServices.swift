@@ -11,6 +11,8 @@ public final class HostServices: Sendable {
     /// Labels the host adds to every metric the stage defines (`pipeline`, `stage`).
     public let metricLabels: [(String, String)]
     public let poster: (any ConnectionPoster)?
+    /// Kinds of ABI misuse already logged for this stage.
+    let faults = StageFaults()
 
     /// Every capability a running host offers (`plugin check` validates against these).
     public static let fullCapabilities = SSS_HOST_CAP_METRICS | SSS_HOST_CAP_CONN_POST
@@ -128,6 +130,10 @@ private let hostPostClose: @convention(c) (UnsafeMutableRawPointer?, UInt64, UIn
     guard let services = HostServices.from(ctx) else { return SSS_E_ARGUMENT }
     return services._withUnsafeGuaranteedRef { s in
         guard let poster = s.poster else { return SSS_E_UNSUPPORTED }
+        guard reason <= SSS_REASON_LIMIT_REACHED || reason >= SSS_REASON_CUSTOM else {
+            s.faults.once("post reason") { s.logger.warning("stage broke the ABI: conn_post_close with reason code \(reason), which the ABI does not define; refused") }
+            return SSS_E_ARGUMENT
+        }
         return poster.postClose(connectionID: conn, reasonCode: reason) ? SSS_OK : SSS_E_NOT_FOUND
     }
 }

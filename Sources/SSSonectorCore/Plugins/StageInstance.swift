@@ -1,5 +1,7 @@
+import ConfigValues
 import Logging
 import StageABI
+import Synchronization
 
 /// One created stage instance in a pipeline's chain: the plugin's `inst` pointer, the hooks it
 /// serves, the events it asked for, and the host services bound to it.
@@ -77,34 +79,62 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
         onTick(inst, now)
     }
 
-    /// The stage's stats as one JSON text, or nil when it has none or wrote nothing.
+    /// The stage's stats as one JSON text, or nil when it has none or wrote nothing. A stage
+    /// whose stats are not JSON, or too large, gets `{"error": ...}` in their place and one log
+    /// line (per kind of fault, not per scrape).
     public func statsJSON() -> String? {
         guard events.contains(.stats), let onStats = hooks.on_stats else { return nil }
         let collector = SinkCollector()
         let status = collector.withSink { onStats(inst, $0) }
-        return status == SSS_OK && !collector.bytes.isEmpty ? collector.text : nil
+        guard status == SSS_OK, !collector.bytes.isEmpty else { return nil }
+        let problem: String
+        if collector.overflowed {
+            problem = "stats larger than \(SinkCollector.defaultLimit) bytes"
+        } else if (try? JSONValue.parse(collector.text)) == nil {
+            problem = "stats that are not JSON"
+        } else {
+            return collector.text
+        }
+        faults.once(collector.overflowed ? "stats size" : "stats JSON") { services.logger.warning("stage wrote \(problem); shown as an error in /stats") }
+        return JSONValue.object([("error", .string("the stage wrote \(problem)"))]).jsonText
     }
 
-    /// Sends a JSON control command; returns the status and the stage's JSON answer.
-    public func control(_ command: String) -> (status: Int32, answer: String) {
+    /// Sends a JSON control command; returns the status, the stage's answer, and whether the
+    /// answer was cut at the sink's limit.
+    public func control(_ command: String) -> (status: Int32, answer: String, overflowed: Bool) {
         guard events.contains(.control), let onControl = hooks.on_control else {
-            return (SSS_E_UNSUPPORTED, #"{"error":"stage has no control hook"}"#)
+            return (SSS_E_UNSUPPORTED, #"{"error":"stage has no control hook"}"#, false)
         }
         let collector = SinkCollector()
         let status = command.withSSSString { cmd in collector.withSink { onControl(inst, cmd, $0) } }
-        return (status, collector.text)
+        return (status, collector.text, collector.overflowed)
     }
+
+    /// Faults of this stage already logged (see `StageFaults`).
+    var faults: StageFaults { services.faults }
 }
 
-/// Collects what a stage writes into an `sss_sink`.
+/// Collects what a stage writes into an `sss_sink`, up to `limit` bytes: past that a write is
+/// refused (`SSS_E_NOMEM`) and `overflowed` is set, so a runaway stage cannot fill the memory.
 final class SinkCollector {
+    static let defaultLimit = 1 << 20
     private(set) var bytes: [UInt8] = []
+    private(set) var overflowed = false
+    private let limit: Int
     var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    init(limit: Int = SinkCollector.defaultLimit) { self.limit = limit }
 
     func withSink<R>(_ body: (UnsafePointer<sss_sink>) -> R) -> R {
         var sink = sss_sink(ctx: Unmanaged.passUnretained(self).toOpaque(), write: { ctx, ptr, len in
-            guard let ctx, let ptr else { return SSS_E_ARGUMENT }
+            guard let ctx else { return SSS_E_ARGUMENT }
             let collector = Unmanaged<SinkCollector>.fromOpaque(ctx).takeUnretainedValue()
+            guard len > 0 else { return SSS_OK }
+            guard let ptr else { return SSS_E_ARGUMENT }
+            guard len <= UInt64(collector.limit - collector.bytes.count) else {
+                collector.overflowed = true
+                return SSS_E_NOMEM
+            }
             collector.bytes.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: Int(len)))
             return SSS_OK
         })
@@ -117,5 +147,17 @@ extension String {
     func withSSSString<R>(_ body: (sss_str) -> R) -> R {
         let length = UInt64(utf8.count)
         return withCString { body(sss_str(ptr: $0, len: length)) }
+    }
+}
+
+/// The kinds of misbehaviour one stage instance was already logged for: a plugin that breaks
+/// the ABI's rules on every connection gets one log line per kind of fault, not one per
+/// connection (the host clamps or refuses the value each time).
+final class StageFaults: Sendable {
+    private let seen = Mutex<Set<String>>([])
+
+    /// Runs `log` the first time `kind` is reported.
+    func once(_ kind: String, _ log: () -> Void) {
+        if seen.withLock({ $0.insert(kind).inserted }) { log() }
     }
 }

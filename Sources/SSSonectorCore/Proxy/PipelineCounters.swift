@@ -12,18 +12,15 @@ public final class PipelineCounters: Sendable {
     public let bytesDown = Atomic<UInt64>(0)
     public let connectLatencyTotalNanoseconds = Atomic<UInt64>(0)
     public let connects = Atomic<UInt64>(0)
+    /// Failed `accept` calls (EMFILE, ENFILE, ENOMEM...): each one paused accepting.
+    public let acceptErrors = Atomic<UInt64>(0)
     private let rejections = Mutex<[String: UInt64]>([:])
 
     public init() {}
 
-    /// Counts an accepted connection if it fits under `limit`; false means over the limit
-    /// (nothing counted but the caller's `overload` rejection).
-    func tryOpen(limit: Int) -> Bool {
+    /// Counts an accepted connection (the listener's `AdmissionGate` let it in).
+    func opened() {
         let now = active.wrappingAdd(1, ordering: .relaxed).newValue
-        guard now <= Int64(limit) else {
-            active.wrappingSubtract(1, ordering: .relaxed)
-            return false
-        }
         total.wrappingAdd(1, ordering: .relaxed)
         var seen = peak.load(ordering: .relaxed)
         while now > seen {
@@ -31,7 +28,6 @@ public final class PipelineCounters: Sendable {
             if done { break }
             seen = current
         }
-        return true
     }
 
     func closed(bytesUp up: UInt64, bytesDown down: UInt64) {
@@ -57,6 +53,30 @@ public final class PipelineCounters: Sendable {
         let n = connects.load(ordering: .relaxed)
         return n == 0 ? 0 : Double(connectLatencyTotalNanoseconds.load(ordering: .relaxed)) / Double(n) / 1e9
     }
+}
+
+/// The open connections of one listener, whatever configuration generation they started on:
+/// `max_connections` protects the process, so a reload must not make room for another full
+/// set. The listener owns it across reloads; each session leaves it once, when it finishes.
+final class AdmissionGate: Sendable {
+    private let open = Atomic<Int64>(0)
+
+    init() {}
+
+    /// Takes a place if fewer than `limit` are taken; false means over the limit.
+    func tryEnter(limit: Int) -> Bool {
+        let now = open.wrappingAdd(1, ordering: .relaxed).newValue
+        guard now <= Int64(limit) else {
+            open.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func leave() { open.wrappingSubtract(1, ordering: .relaxed) }
+
+    /// Places taken now.
+    var count: Int64 { open.load(ordering: .relaxed) }
 }
 
 /// Stable names for the ABI's codes (from the header's inline helpers).

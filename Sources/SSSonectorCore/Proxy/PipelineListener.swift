@@ -81,9 +81,18 @@ final class PipelineListener: Sendable {
                 .serverChannelOption(SocketOptions.keepIdle, value: SocketOptions.keepIdleSeconds(settings))
         }
         let idleTimers = LoopIdleTimers(loop: loop, clock: runtime.clock)
-        return bootstrap.childChannelInitializer { channel in
+        let backoff = AcceptBackoff(slot: slot)
+        return bootstrap.serverChannelInitializer { channel in
+            // NIO's classic ServerBootstrap adds no accept backoff: without one, a full
+            // descriptor table (EMFILE) makes accept fail at once, again and again, at 100% CPU.
             channel.eventLoop.makeVoidFuture {
-                try Self.admit(channel, runtime: slot.runtime, idleTimers: idleTimers, loopIndexes: loopIndexes)
+                try channel.pipeline.syncOperations.addHandler(
+                    AcceptBackoffHandler(shouldForwardIOErrorCaught: false, backoffProvider: backoff.delay(after:)))
+            }
+        }
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeVoidFuture {
+                try Self.admit(channel, runtime: slot.enterRuntime(), gate: slot.gate, idleTimers: idleTimers, loopIndexes: loopIndexes)
             }
         }
     }
@@ -91,24 +100,39 @@ final class PipelineListener: Sendable {
     /// SO_REUSEPORT (NIO names no constant for it).
     private static let reusePort = ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
 
-    private static func admit(_ channel: Channel, runtime: PipelineRuntime, idleTimers: LoopIdleTimers, loopIndexes: LoopIndexes) throws {
+    private static func admit(_ channel: Channel, runtime: PipelineRuntime, gate: AdmissionGate, idleTimers: LoopIdleTimers,
+                              loopIndexes: LoopIndexes) throws {
         let counters = runtime.counters
-        guard counters.tryOpen(limit: runtime.config.connection.maxConnections) else {
+        guard gate.tryEnter(limit: runtime.config.connection.maxConnections) else {
             counters.rejected("overload")
+            runtime.leave()
             channel.close(promise: nil)
             return
         }
-        try SocketOptions.applyChannelOptions(to: channel)
+        counters.opened()
+        do {
+            try SocketOptions.applyChannelOptions(to: channel)
+        } catch {
+            counters.closed(bytesUp: 0, bytesDown: 0)
+            gate.leave()
+            runtime.leave()
+            throw error
+        }
         let id = runtime.registry.makeID()
-        let session = ProxySession(pipeline: runtime, loop: channel.eventLoop, idleTimers: idleTimers, id: id,
+        let session = ProxySession(pipeline: runtime, gate: gate, loop: channel.eventLoop, idleTimers: idleTimers, id: id,
                                    threadIndex: loopIndexes.index(of: channel.eventLoop),
                                    peer: channel.remoteAddress, local: channel.localAddress)
-        runtime.registry.add(NIOLoopBound(session, eventLoop: channel.eventLoop), id: id)
-        if let server = runtime.tls.server {
-            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server))
+        runtime.registry.add(NIOLoopBound(session, eventLoop: channel.eventLoop), id: id, scope: runtime.scope)
+        do {
+            if let server = runtime.tls.server {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server))
+            }
+            try channel.pipeline.syncOperations.addHandler(
+                RelaySideHandler(session: session, side: .client, awaitsHandshake: runtime.tls.server != nil))
+        } catch {
+            session.finish(SSS_CLOSE_ERROR)  // gives back its place and its registry entry
+            throw error
         }
-        try channel.pipeline.syncOperations.addHandler(
-            RelaySideHandler(session: session, side: .client, awaitsHandshake: runtime.tls.server != nil))
     }
 
     /// Stops accepting.
@@ -118,11 +142,49 @@ final class PipelineListener: Sendable {
     }
 }
 
-/// The current runtime of a listener, swappable by a reload.
+/// What a listener does when `accept` fails (no descriptors left, no kernel memory): pauses
+/// accepting for `pause` (connections wait in the backlog, as with HAProxy and nginx), counts
+/// the failure (`accept_errors` in `/stats`) and logs it, at most once per `logInterval`.
+final class AcceptBackoff: Sendable {
+    static let pause = TimeAmount.milliseconds(250)
+    static let logInterval: UInt64 = 10_000_000_000
+    private let slot: RuntimeSlot
+    private let lastLogged = Atomic<UInt64>(0)
+
+    init(slot: RuntimeSlot) { self.slot = slot }
+
+    func delay(after error: IOError) -> TimeAmount? {
+        let runtime = slot.runtime
+        let count = runtime.counters.acceptErrors.wrappingAdd(1, ordering: .relaxed).newValue
+        let now = runtime.clock.monotonicNanoseconds()
+        let last = lastLogged.load(ordering: .relaxed)
+        if last == 0 || now &- last >= Self.logInterval,
+           lastLogged.compareExchange(expected: last, desired: max(now, 1), ordering: .relaxed).exchanged {
+            let reason = String(cString: strerror(error.errnoCode))
+            runtime.logger.error("cannot accept connections; pausing accepts for 250ms", metadata: [
+                "error": "\(reason)", "errno": "\(error.errnoCode)", "accept_errors": "\(count)",
+            ])
+        }
+        return Self.pause
+    }
+}
+
+/// The current runtime of a listener, swappable by a reload, and the listener's admission gate,
+/// which outlives every runtime.
 final class RuntimeSlot: Sendable {
     private let current: Mutex<PipelineRuntime>
+    let gate = AdmissionGate()
     init(_ runtime: PipelineRuntime) { current = Mutex(runtime) }
     var runtime: PipelineRuntime { current.withLock { $0 } }
+
+    /// The current runtime, entered (`PipelineRuntime.enter`) for a new connection. A runtime
+    /// retired and drained between the read and the enter is skipped for its successor.
+    func enterRuntime() -> PipelineRuntime {
+        while true {
+            let candidate = runtime
+            if candidate.enter() { return candidate }
+        }
+    }
     func swap(_ next: PipelineRuntime) -> PipelineRuntime {
         current.withLock { old in
             defer { old = next }

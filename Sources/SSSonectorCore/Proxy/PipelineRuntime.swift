@@ -11,6 +11,8 @@ public final class PipelineRuntime: Sendable {
     public let counters = PipelineCounters()
     public let clock: any HostClock
     let registry: ConnectionRegistry
+    /// The connections this runtime's stages may post to (`conn_post_*`).
+    let scope: ConnectionScope
     let logger: Logger
     /// Parsed upstream addresses by upstream id (addresses never change for an id).
     private let targets = Mutex<[UInt64: UpstreamTarget]>([:])
@@ -19,8 +21,9 @@ public final class PipelineRuntime: Sendable {
     let tls: PipelineTLS
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
-         registry: ConnectionRegistry, logger: Logger, tls: PipelineTLS = PipelineTLS()) {
+         registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS()) {
         self.tls = tls
+        self.scope = scope
         self.config = config
         self.upstreams = upstreams
         self.chain = chain
@@ -30,6 +33,59 @@ public final class PipelineRuntime: Sendable {
     }
 
     public var name: String { config.name }
+
+    // MARK: life cycle (one owner: whoever ends the last use destroys the stages, once)
+
+    /// Connections using this runtime (low bits) and whether a reload retired it (`retiredBit`):
+    /// one word, so a retire and the last connection's close agree on which of them destroys.
+    private let uses = Atomic<UInt64>(0)
+    private static let retiredBit: UInt64 = 1 << 63
+    private let destroyed = Atomic<Bool>(false)
+    /// Called (on the thread of the last close) once a retired runtime has no connection left.
+    private let onDrained = Mutex<(@Sendable (PipelineRuntime) -> Void)?>(nil)
+
+    /// A new connection starts using this runtime. False when it was retired and drained (its
+    /// stages are being destroyed): take the listener's current runtime instead.
+    func enter() -> Bool {
+        var seen = uses.load(ordering: .acquiring)
+        while true {
+            if seen == Self.retiredBit { return false }
+            let (done, current) = uses.compareExchange(expected: seen, desired: seen + 1, ordering: .acquiringAndReleasing)
+            if done { return true }
+            seen = current
+        }
+    }
+
+    /// A connection that entered has finished with the chain.
+    func leave() {
+        let after = uses.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
+        if after == Self.retiredBit { drained() }
+    }
+
+    /// Retires the runtime (a reload replaced it): `whenDrained` runs once its last connection
+    /// has left, at once if none is open.
+    func retire(whenDrained: @escaping @Sendable (PipelineRuntime) -> Void) {
+        onDrained.withLock { $0 = whenDrained }
+        let after = uses.bitwiseOr(Self.retiredBit, ordering: .acquiringAndReleasing).newValue
+        if after == Self.retiredBit { drained() }
+    }
+
+    private func drained() {
+        onDrained.withLock { callback -> (@Sendable (PipelineRuntime) -> Void)? in
+            defer { callback = nil }
+            return callback
+        }?(self)
+    }
+
+    /// Destroys every stage instance, the first time only (shutdown and a drained retirement
+    /// may both ask).
+    func destroyStages() {
+        guard destroyed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        chain.destroyAll()
+    }
+
+    /// Whether the stages were destroyed.
+    var isDestroyed: Bool { destroyed.load(ordering: .acquiring) }
 
     /// Where to connect for upstream `entry`, parsed on first use.
     func target(for entry: UpstreamEntry) -> UpstreamTarget {

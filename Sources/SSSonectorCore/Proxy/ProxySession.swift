@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ConfigValues
 import StageABI
 
 /// One client connection through a pipeline (SPEC §4): runs the chain's open verdicts, chooses
@@ -13,6 +14,8 @@ final class ProxySession {
     enum State { case opening, connecting, relaying, closed }
 
     let pipeline: PipelineRuntime
+    /// The listener's place this connection holds under `max_connections`.
+    private let gate: AdmissionGate
     let loop: EventLoop
     let chain: ConnectionChain
     private(set) var state = State.opening
@@ -48,9 +51,10 @@ final class ProxySession {
     /// The client's IP, for logs (formatted by the chain, once).
     var peerIP: String { chain.peerIPText }
 
-    init(pipeline: PipelineRuntime, loop: EventLoop, idleTimers: LoopIdleTimers, id: UInt64, threadIndex: Int,
-         peer: SocketAddress?, local: SocketAddress?) {
+    init(pipeline: PipelineRuntime, gate: AdmissionGate, loop: EventLoop, idleTimers: LoopIdleTimers, id: UInt64,
+         threadIndex: Int, peer: SocketAddress?, local: SocketAddress?) {
         self.pipeline = pipeline
+        self.gate = gate
         self.idleTimers = idleTimers
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
@@ -290,7 +294,9 @@ final class ProxySession {
         chain.close(info, now: end)
         upstreamCounters?.active.wrappingSubtract(1, ordering: .relaxed)
         pipeline.counters.closed(bytesUp: up.written, bytesDown: down.written)
+        gate.leave()
         pipeline.registry.remove(id)
+        pipeline.leave()  // last: a retired runtime may destroy its stages now
         if pipeline.logger.logLevel <= .debug {
             pipeline.logger.debug("connection closed", metadata: [
                 "connection": "\(id)", "cause": "\(ABINames.closeCause(cause))",
@@ -310,7 +316,7 @@ final class ProxySession {
             upstream = context
         } else {
             client = context
-            armIdleTimer()  // also bounds a TLS handshake that never completes
+            armIdleTimer()  // while opening: the TLS handshake's deadline
         }
     }
 
@@ -552,16 +558,33 @@ final class ProxySession {
     /// Closes the connection `idle_timeout` after the last byte either way. The relay only
     /// notes the time of each chunk; the deadline moves when it comes due and finds newer
     /// activity, so there is no timer work per chunk.
+    ///
+    /// Until the client's TLS handshake completes, the deadline is `connect_timeout` after the
+    /// accept instead: a client that connects and sends nothing must not hold one of the
+    /// `max_connections` places for the whole idle timeout.
     private func armIdleTimer() {
-        let timeout = settings.idleTimeout
-        guard timeout > 0 else { return }
-        idleTimers.queue.arm(idleEntry, for: self, deadline: lastActivityAt &+ timeout)
+        let deadline = nextDeadline
+        if deadline == .max {
+            if idleEntry.isArmed { idleTimers.queue.cancel(idleEntry) }
+        } else {
+            idleTimers.queue.arm(idleEntry, for: self, deadline: deadline)
+        }
+    }
+
+    private var inHandshake: Bool { state == .opening && pipeline.tls.server != nil }
+
+    /// The deadline in force: the handshake's, or the idle timeout's (`UInt64.max`: none).
+    private var nextDeadline: UInt64 {
+        if inHandshake { return acceptedAt.addingSaturated(settings.connectTimeout) }
+        return settings.idleTimeout == 0 ? .max : lastActivityAt.addingSaturated(settings.idleTimeout)
     }
 
     /// The idle deadline came due (called by the idle queue).
     func idleDeadlinePassed() {
         guard state != .closed else { return }
-        if lastActivityAt &+ settings.idleTimeout <= now {
+        let deadline = nextDeadline
+        if deadline <= now {
+            if inHandshake { return clientHandshakeFailed(ChannelError.connectTimeout(.nanoseconds(Int64(saturatingNanoseconds: settings.connectTimeout)))) }
             finish(SSS_CLOSE_IDLE_TIMEOUT)
         } else {
             armIdleTimer()

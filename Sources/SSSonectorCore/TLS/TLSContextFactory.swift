@@ -15,7 +15,7 @@ enum TLSContextFactory {
                                                            privateKey: .privateKey(key))
         tls.minimumTLSVersion = s.minimumVersion == "1.3" ? .tlsv13 : .tlsv12
         if let ca = s.clientCA {
-            tls.trustRoots = .certificates(try certificates(ca, path: "\(path).client_ca"))
+            tls.trustRoots = .certificates(try certificates(ca, path: "\(path).client_ca", mustBeAuthorities: true))
             tls.certificateVerification = .noHostnameVerification  // clients are not named hosts
         }
         return try context(tls, path: path)
@@ -42,13 +42,15 @@ enum TLSContextFactory {
         }
     }
 
-    /// Reads a PEM certificate chain; refuses expired or not-yet-valid certificates.
-    static func certificates(_ file: String, path: String) throws(ConfigError) -> [NIOSSLCertificate] {
+    /// Reads a PEM certificate chain; refuses expired or not-yet-valid certificates and, with
+    /// `mustBeAuthorities` (a client CA), any certificate that is not a CA: trusting a leaf as a
+    /// root is almost always a mixed-up file, and then no client would ever be accepted.
+    static func certificates(_ file: String, path: String, mustBeAuthorities: Bool = false) throws(ConfigError) -> [NIOSSLCertificate] {
         let pem: String
         do {
-            pem = try String(contentsOfFile: file, encoding: .utf8)
+            pem = try RegularFile.readText(file)
         } catch {
-            throw ConfigError(path: path, "cannot read \(file): \(PipelineDecoder.reason(error))")
+            throw ConfigError(path: path, "cannot read \(file): \(error)")
         }
         let chain: [NIOSSLCertificate]
         do {
@@ -66,16 +68,25 @@ enum TLSContextFactory {
             if parsed.notValidBefore > now {
                 throw ConfigError(path: path, "\(file): the certificate for \(parsed.subject) is not valid before \(parsed.notValidBefore)")
             }
+            if mustBeAuthorities {
+                let constraints = try? parsed.extensions.basicConstraints
+                guard case .isCertificateAuthority? = constraints else {
+                    throw ConfigError(path: path, "\(file): the certificate for \(parsed.subject) is not a CA (basicConstraints CA:TRUE expected); name the CA that signed the client certificates")
+                }
+            }
         }
         return chain
     }
 
     static func privateKey(_ file: String, path: String) throws(ConfigError) -> NIOSSLPrivateKey {
-        guard FileManager.default.isReadableFile(atPath: file) else {
-            throw ConfigError(path: path, "cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file")")
+        let pem: [UInt8]
+        do {
+            pem = try RegularFile.read(file)
+        } catch {
+            throw ConfigError(path: path, "cannot read \(file): \(error)")
         }
         do {
-            return try NIOSSLPrivateKey(file: file, format: .pem)
+            return try NIOSSLPrivateKey(bytes: pem, format: .pem)
         } catch {
             throw ConfigError(path: path, "\(file) holds no PEM private key: \(error)")
         }
