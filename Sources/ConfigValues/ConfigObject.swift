@@ -154,7 +154,8 @@ public final class ConfigObject {
     /// The default range starts at 1 B/s: below that the delay to the next byte is longer than
     /// any timeout, which is a typo, not a limit.
     public func rate(_ key: String, default fallback: Double? = nil,
-                     in range: ClosedRange<Double> = 1...Double(Units.maximumSize)) throws(ConfigError) -> Double? {
+                     in range: ClosedRange<Double> = 1...Double(Units.maximumSize),
+                     rangeText: String = "from 1 B/s to 1PiB/s") throws(ConfigError) -> Double? {
         guard let v = value(key), v != .null else { return fallback }
         let parsed: Double? = switch v {
         case .number(let n): n
@@ -165,7 +166,7 @@ public final class ConfigObject {
             throw fail(key, "a positive rate in bytes per second, or a string such as \"1MiB/s\"", v)
         }
         guard range.contains(rate) else {
-            throw ConfigError(path: path(of: key), "expected a rate of \(JSONValue.format(range.lowerBound))...\(JSONValue.format(range.upperBound)) bytes per second, found \(v.jsonText)")
+            throw ConfigError(path: path(of: key), "expected a rate \(rangeText), found \(v.jsonText)")
         }
         return rate
     }

@@ -11,6 +11,12 @@ final class AdminServer: Sendable {
     static func start(host: String, port: Int, router: AdminRouter, group: EventLoopGroup) throws -> AdminServer {
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                // No descriptors left: pause accepting instead of spinning (see AcceptBackoff).
+                channel.eventLoop.makeVoidFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in AcceptBackoff.pause })
+                }
+            }
             .childChannelInitializer { channel in
                 // withErrorHandling: a malformed request or oversized header block is answered
                 // 400 and the connection closed, by NIOHTTP1's own protocol error handler.

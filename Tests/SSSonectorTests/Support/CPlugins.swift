@@ -17,6 +17,13 @@ enum CPlugins {
                          defines: variant.map { ["-D\($0)"] } ?? [])
     }
 
+    /// The stage that breaks the ABI on purpose (`Tests/Fixtures/misbehaving_stage.c`).
+    static func misbehaving() throws -> String {
+        let root = TestEnvironment.repositoryRoot
+        return try build("libmisbehaving.so", source: "\(root)/Tests/Fixtures/misbehaving_stage.c",
+                         include: "\(root)/Sources/StageABI/include", defines: [])
+    }
+
     /// The allowlist example stage in C.
     static func allowlist() throws -> String {
         let root = TestEnvironment.repositoryRoot

@@ -14,8 +14,12 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
 
     /// Runs `sssonector ARGS...` (for example `run file.json`); waits until `pipelines`
     /// listeners are up (0: don't wait).
-    init(_ arguments: [String], pipelines: Int = 1, environment: [String: String] = [:]) throws {
-        let (process, out, err) = Self.makeProcess(arguments, environment: environment)
+    /// With `executable` and `prefix`, runs `executable prefix... ARGS...` instead (a shell that
+    /// sets a limit, then execs the host).
+    init(_ arguments: [String], pipelines: Int = 1, environment: [String: String] = [:],
+         executable: String? = nil, prefix: [String] = []) throws {
+        let (process, out, err) = Self.makeProcess(prefix + arguments, environment: environment)
+        if let executable { process.executableURL = URL(fileURLWithPath: executable) }
         self.process = process
         expected = pipelines
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
