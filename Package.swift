@@ -49,12 +49,13 @@ let package = Package(
     targets: [
         .target(name: "StageABI", path: "Sources/StageABI"),
         .systemLibrary(name: "CLTDL", path: "Sources/CLTDL"),
+        .target(name: "CrashReport", path: "Sources/CrashReport"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
         .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues"], path: "Sources/StageKit", swiftSettings: hotPath),
         .target(
             name: "SSSonectorCore",
             dependencies: [
-                "StageABI", "CLTDL", "ConfigValues",
+                "StageABI", "CLTDL", "ConfigValues", "CrashReport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -95,6 +96,11 @@ let package = Package(
             dependencies: ["SSSonectorCore", .product(name: "Logging", package: "swift-log")],
             path: "benchmarks/stage-hook-bench"
         ),
+        // The libFuzzer targets (scripts/fuzz.sh builds this with -sanitize=fuzzer); in an
+        // ordinary build it replays the kept corpus, which the tests run.
+        .executableTarget(name: "sssonector-fuzz", dependencies: [
+            "SSSonectorCore", "ConfigValues", "StageABI", .product(name: "Logging", package: "swift-log"),
+        ], path: "Fuzz/Sources"),
         .target(name: "ABIGoldenLayout", dependencies: ["StageABI"], path: "Tests/ABIGoldenLayout"),
         .testTarget(
             name: "SSSonectorTests",

@@ -1,6 +1,6 @@
 import StageKit
 
-/// The `balancer` stage's config (SPEC §6.4).
+/// The `balancer` stage's config (docs/pipeline-reference.md, "Stock stages").
 struct BalancerConfig: Sendable {
     enum Strategy: String, Sendable { case roundRobin = "round_robin", leastConnections = "least_connections", weightedRoundRobin = "weighted_round_robin" }
 

@@ -1,7 +1,7 @@
 import StageKit
 import Synchronization
 
-/// `balancer` (SPEC §6.4): round robin, least connections or smooth weighted round robin over
+/// `balancer` (docs/pipeline-reference.md, "Stock stages"): round robin, least connections or smooth weighted round robin over
 /// healthy upstreams; active and passive health checks; failover to untried upstreams.
 final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResultHook, CloseHook, StatsHook {
     static let typeName = "balancer"

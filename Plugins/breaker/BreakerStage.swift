@@ -1,7 +1,7 @@
 import StageKit
 import Synchronization
 
-/// `breaker` (SPEC §6.3): a circuit per upstream. Open circuits leave the eligible set; when
+/// `breaker` (docs/pipeline-reference.md, "Stock stages"): a circuit per upstream. Open circuits leave the eligible set; when
 /// every circuit is open, connections are rejected `circuit_open` at once, without a connect.
 final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, CloseHook, TickHook, StatsHook, ControlHook {
     static let typeName = "breaker"

@@ -1,4 +1,4 @@
-/// One upstream's circuit (SPEC §6.3). Pure logic over monotonic nanoseconds.
+/// One upstream's circuit (docs/pipeline-reference.md, "Stock stages"). Pure logic over monotonic nanoseconds.
 ///
 /// closed → open when `maxFailures` connect failures fall within the sliding `failureWindow`
 /// (the last `maxFailures` failure times are kept: bounded memory, an exact sliding window);

@@ -1,6 +1,6 @@
 import StageKit
 
-/// The `ratelimit` stage's config (SPEC §6.2), validated with JSON paths.
+/// The `ratelimit` stage's config (docs/pipeline-reference.md, "Stock stages"), validated with JSON paths.
 struct RateLimitConfig: Sendable {
     enum Key: String, Sendable { case clientIP = "client_ip", global, listener }
 

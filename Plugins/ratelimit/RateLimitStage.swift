@@ -1,7 +1,7 @@
 import StageKit
 import Synchronization
 
-/// `ratelimit` (SPEC §6.2): a token bucket per key; a new connection takes one token or is
+/// `ratelimit` (docs/pipeline-reference.md, "Stock stages"): a token bucket per key; a new connection takes one token or is
 /// rejected `rate_limited`. Optionally limits each connection's bytes per direction through
 /// data grants (the relay's backpressure holds the rest: nothing dropped, nothing copied).
 final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook {

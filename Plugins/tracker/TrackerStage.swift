@@ -1,7 +1,7 @@
 import StageKit
 import Synchronization
 
-/// `tracker` (SPEC §6.5): connection statistics from open, upstream results and close. The
+/// `tracker` (docs/pipeline-reference.md, "Stock stages"): connection statistics from open, upstream results and close. The
 /// close info is the source of truth for bytes and duration: no per-chunk hook.
 ///
 /// A connection rejected by an earlier stage never enters later ones; put the tracker first in

@@ -3,8 +3,9 @@
 /// (`"1MiB/s"`).
 ///
 /// The grammar is strict, as an operator reading the file expects: digits, an optional fraction
-/// with at least one digit after the point, then the unit, with no spaces and no sign
-/// (`" 5s"`, `"5.s"`, `"+5s"` and `"5 s"` are errors, not five seconds).
+/// with at least one digit after the point, then the unit, with no sign and no space around
+/// (`" 5s"`, `"5.s"`, `"+5s"` and `"5 s"` are errors, not five seconds). A size's unit alone
+/// may follow one space (`"64 KiB"`), as pipeline.schema.json has always allowed.
 public enum Units {
     /// The largest duration any setting takes: 30 days. Longer is an operator's typo, and it
     /// keeps `now + timeout` far from the end of the 64-bit nanosecond clock.
@@ -49,7 +50,10 @@ public enum Units {
             ("kB", 1e3), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1), ("", 1),
         ]
         for (unit, scale) in scales where text.hasSuffix(unit) {
-            if let value = plainNumber(String(text.dropLast(unit.count))) { return value * scale }
+            var number = text.dropLast(unit.count)
+            // One space may separate a number from a size unit ("64 KiB"), as the schema says.
+            if !unit.isEmpty, number.hasSuffix(" ") { number = number.dropLast() }
+            if let value = plainNumber(String(number)) { return value * scale }
         }
         return nil
     }

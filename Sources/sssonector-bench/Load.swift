@@ -4,7 +4,7 @@ import Histogram
 import NIOCore
 import NIOPosix
 
-/// The load generator (SPEC §8).
+/// The load generator (benchmarks/README.md).
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",

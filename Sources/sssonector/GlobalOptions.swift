@@ -2,7 +2,7 @@ import ArgumentParser
 import Logging
 import SSSonectorCore
 
-/// Options every running subcommand takes (SPEC §2).
+/// Options every running subcommand takes (docs/operations.md, "Running").
 struct GlobalOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info

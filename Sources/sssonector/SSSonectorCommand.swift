@@ -8,11 +8,11 @@ struct SSSonectorCommand: ParsableCommand {
         abstract: "Relays TCP connections through a chain of stage plugins to upstream services.",
         subcommands: [Run.self, Validate.self, PluginCommand.self, CertsCommand.self, Demo.self])
 
-    /// Exit codes (SPEC §2).
+    /// Exit codes (docs/operations.md, "Running").
     static let invalidInput = ExitCode(2)
     static let runtimeFailure = ExitCode(1)
 
-    /// Argument-parser reports usage errors with 64; SPEC §2 says 2 for invalid input.
+    /// Argument-parser reports usage errors with 64; exit 2 is for invalid input (README, "Running pipelines").
     static func main() {
         do {
             var command = try parseAsRoot()

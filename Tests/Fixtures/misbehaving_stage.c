@@ -11,6 +11,7 @@
  *   post_bad_reason   on_open posts a close to its own connection with reason 999
  *   greedy_grant      on_data grants twice what was offered, retry_after 2^64-1 ns
  *   silent_create     create fails with SSS_E_INTERNAL and no text
+ *   crash_open        on_open writes through a NULL pointer (the process dies)
  * Every mode but the open and data ones accepts connections and passes every byte.
  */
 #include <stdio.h>
@@ -29,7 +30,7 @@ static sss_status bad_create(const sss_create_args *a, sss_create_result *out) {
     if (!b) return SSS_E_NOMEM;
     b->host = a->host;
     const char *modes[] = {"control_garbage", "control_empty", "control_status", "stats_garbage", "open_verdict",
-                           "post_foreign", "post_bad_reason", "greedy_grant", "silent_create"};
+                           "post_foreign", "post_bad_reason", "greedy_grant", "silent_create", "crash_open"};
     char config[256] = {0};
     memcpy(config, a->config_json.ptr, a->config_json.len < 255 ? a->config_json.len : 255);
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
@@ -47,6 +48,10 @@ static uint32_t bad_open(void *inst, const sss_conn *c, void **slot, sss_open_re
     (void)slot; (void)out;
     bad *b = inst;
     if (is(b, "open_verdict")) return 7;
+    if (is(b, "crash_open")) {
+        volatile int *nowhere = (volatile int *)(uintptr_t)(c->accepted_ns * 0);
+        *nowhere = 1;
+    }
     if (is(b, "post_foreign")) {
         for (uint64_t id = 1; id < c->id; id++) b->host->conn_post_close(b->host->host_ctx, id, SSS_REASON_POLICY);
     }

@@ -88,6 +88,9 @@ import Testing
         #expect(Units.parseSize("1e20") == nil)
         #expect(Units.parseSize("99999999999999999999999GiB") == nil)
         #expect(Units.parseRate("1MiB/s") == 1_048_576)
+        #expect(Units.parseSize("64 KiB") == 65536)
+        #expect(Units.parseSize(" 64KiB") == nil)
+        #expect(Units.parseSize("64  KiB") == nil)
     }
 
     @Test func saturatingArithmeticNeverTraps() {

@@ -1,5 +1,6 @@
 import ConfigValues
 import Foundation
+import Dispatch
 import Glibc
 import Testing
 @testable import SSSonectorCore
@@ -200,6 +201,66 @@ import Testing
         let errors = try connections(admin)["accept_errors"]
         guard case .number(let count)? = errors else { Issue.record("no accept_errors in /stats"); return }
         #expect(count > 0)
+        await echo.stop()
+    }
+
+    @Test func aStageThatCrashesIsNamedWithItsHook() async throws {
+        let echo = try await EchoUpstreams(count: 1)
+        let host = try HostProcess(["run", try misbehaving("crash_open", upstreams: [("e", echo.ports[0])])])
+        defer { host.stop() }
+        let port = try #require(host.port(of: "test"))
+        _ = try? BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 5).receiveToEnd()
+        host.process.waitUntilExit()
+        #expect(host.process.terminationReason == .uncaughtSignal)
+        #expect(eventually { host.stderr.contains(#"while stage "bad" ran its on_open hook"#) }, "\(host.stderr.suffix(2000))")
+        await echo.stop()
+    }
+
+    @Test func aCreateThatFailsWithoutTextIsNamed() throws {
+        let r = try HostProcess.runToEnd(["validate", try misbehaving("silent_create")])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("stages[0].config: create failed with status -5"), "\(r.stderr)")
+    }
+
+    @Test func tenReloadsUnderLoadLoseNothingAndAnInvalidOneKeepsTheOldConfiguration() async throws {
+        let echo = try await EchoUpstreams(count: 2)
+        let stages = #"[{"name": "stats", "plugin": "tracker"}, {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s"}}]"#
+        let file = pipelineFile(upstreams: [("a", echo.ports[0]), ("b", echo.ports[1])], stages: stages)
+        let (host, port, admin) = try startHost(file)
+        defer { host.stop() }
+        let failures = Count(), exchanges = Count()
+        let running = Count()
+        let group = DispatchGroup()
+        for worker in 0..<4 {
+            DispatchQueue.global().async(group: group) {
+                var k = 0
+                while running.value == 0 {
+                    // Long-lived and new connections both: every fourth exchange reconnects.
+                    guard let c = try? BlockingTCPClient(host: "127.0.0.1", port: port) else { failures.add(); continue }
+                    for _ in 0..<4 {
+                        let data = pattern(1000 + k % 5000, seed: UInt8(worker))
+                        k += 1
+                        if (try? c.send(data)) == nil || (try? c.receive(exactly: data.count)) != data { failures.add(); break }
+                        exchanges.add()
+                    }
+                    c.shutdownWrite()
+                    if (try? c.receiveToEnd()) != [] { failures.add() }
+                }
+            }
+        }
+        for k in 0..<10 {
+            #expect(try httpJSON("POST", port: admin, "/reload").status == 200, "reload \(k)")
+        }
+        let good = try String(contentsOfFile: file, encoding: .utf8)
+        try "{ not json".write(toFile: file, atomically: true, encoding: .utf8)
+        let refused = try httpJSON("POST", port: admin, "/reload")
+        #expect(refused.status == 400)
+        try good.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(eventually { exchanges.value > 200 })
+        running.add()
+        group.wait()
+        #expect(failures.value == 0)
+        #expect(echoes(port, [1, 2, 3]))
         await echo.stop()
     }
 }

@@ -17,7 +17,7 @@ struct AdminResponse: Sendable {
     }
 }
 
-/// Routes admin requests (SPEC §7). Stage stats and control run on the host's control loop, as
+/// Routes admin requests (docs/operations.md, "Admin API"). Stage stats and control run on the host's control loop, as
 /// the ABI requires; everything else reads thread-safe state.
 struct AdminRouter: Sendable {
     let host: Host

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin HTTP/1.1 server (SPEC §7) on the host's event loops, through NIOHTTP1.
+/// The admin HTTP/1.1 server (docs/operations.md, "Admin API") on the host's event loops, through NIOHTTP1.
 final class AdminServer: Sendable {
     let channel: Channel
 

@@ -1,6 +1,6 @@
 import ConfigValues
 
-/// The `/stats` document (SPEC §7): per pipeline the host's connection figures, its upstreams,
+/// The `/stats` document (docs/operations.md, "Admin API"): per pipeline the host's connection figures, its upstreams,
 /// and each stage's own stats under the stage's name.
 enum StatsDocument {
     /// Builds the document; `stageStats` returns a stage's stats JSON (run on the control thread).

@@ -1,7 +1,8 @@
+import CrashReport
 import Foundation
 import StageABI
 
-/// Runs a pipeline's stage hooks for ONE connection, in life-cycle order (SPEC §4, ABI
+/// Runs a pipeline's stage hooks for ONE connection, in life-cycle order (docs/architecture.md, ABI
 /// threading rules): open verdicts, upstream filter and selection, connect results with the
 /// stages' retry opinions, data grants per stage and direction, and close exactly once per
 /// entered stage. Independent of SwiftNIO: the relay drives it, and tests drive it directly.
@@ -127,6 +128,8 @@ public final class ConnectionChain {
             let verdict = reason.withUnsafeMutableBufferPointer { buf in
                 result.reason_buf = buf.baseAddress
                 result.reason_cap = UInt64(buf.count)
+                sss_hook_enter(h.name, UInt32(SSS_HOOK_OPEN))
+                defer { sss_hook_leave() }
                 return onOpen(h.inst, conn, slots + i, &result)
             }
             // A connection may only narrow what the instance asked for.
@@ -162,7 +165,9 @@ public final class ConnectionChain {
         conn.pointee.now_ns = now
         for i in 0..<entered where connectionEvents[i] & SSS_EV_FILTER_UPSTREAMS != 0 {
             let h = hooks[i]
+            sss_hook_enter(h.name, UInt32(SSS_HOOK_FILTER))
             eligible.withUnsafeMutableBufferPointer { h.onFilter?(h.inst, conn, slots + i, set, $0.baseAddress) }
+            sss_hook_leave()
         }
         if !tried.isEmpty {
             let untried = (0..<count).contains { eligible[$0] != 0 && !tried.contains(snapshot.entries[$0].id) }
@@ -175,7 +180,9 @@ public final class ConnectionChain {
         for i in 0..<entered where connectionEvents[i] & SSS_EV_SELECT_UPSTREAM != 0 {
             let h = hooks[i]
             var index: UInt32 = UInt32.max
+            sss_hook_enter(h.name, UInt32(SSS_HOOK_SELECT))
             let answer = eligible.withUnsafeBufferPointer { h.onSelect?(h.inst, conn, slots + i, set, $0.baseAddress, &index) } ?? SSS_SELECT_NO_OPINION
+            sss_hook_leave()
             if answer == SSS_SELECT_REJECT { return .rejected(stage: i) }
             if answer == SSS_SELECT_CHOSEN, Int(index) < count, eligible[Int(index)] != 0 {
                 return .upstream(index: Int(index))
@@ -213,7 +220,9 @@ public final class ConnectionChain {
             let h = hooks[i]
             var decision = sss_retry_decision(struct_size: UInt32(MemoryLayout<sss_retry_decision>.size),
                                               action: SSS_RETRY_NO_OPINION, retry_after_ns: 0)
+            sss_hook_enter(h.name, UInt32(SSS_HOOK_RESULT))
             h.onResult?(h.inst, conn, slots + i, &result, &decision)
+            sss_hook_leave()
             if decision.action == SSS_RETRY_AFTER, decision.retry_after_ns > StageChain.maximumDelay {
                 chain.fault(i, kind: "retry delay", "retry_after_ns \(decision.retry_after_ns) is above 60s; clamped to 60s")
                 decision.retry_after_ns = StageChain.maximumDelay
@@ -281,6 +290,7 @@ public final class ConnectionChain {
             var out = sss_data_result(struct_size: UInt32(MemoryLayout<sss_data_result>.size),
                                       close_reason: 0, granted: avail, retry_after_ns: 0)
             let verdict: UInt32
+            sss_hook_enter(h.name, UInt32(SSS_HOOK_DATA))
             if connectionEvents[i] & SSS_EV_DATA_SLICES != 0, avail > 0 {
                 let slot = slots + i
                 let conn = self.conn
@@ -292,6 +302,7 @@ public final class ConnectionChain {
             } else {
                 verdict = h.onData?(h.inst, conn, slots + i, &args, &out) ?? SSS_DATA_CONTINUE
             }
+            sss_hook_leave()
             if verdict == SSS_DATA_CLOSE {
                 return Grant(releasedUpTo: upTo, retryAfter: 0, closeReason: chain.checkedReason(out.close_reason, stage: i))
             }
@@ -361,7 +372,9 @@ public final class ConnectionChain {
                     duration_ns: info.duration, connect_latency_ns: info.connectLatency)
                 for i in 0..<entered where connectionEvents[i] & SSS_EV_CLOSE != 0 {
                     let h = hooks[i]
+                    sss_hook_enter(h.name, UInt32(SSS_HOOK_CLOSE))
                     h.onClose?(h.inst, conn, slots[i], &ci)
+                    sss_hook_leave()
                 }
             }
         }

@@ -1,6 +1,6 @@
 import StageABI
 
-/// Decides what follows a failed connect attempt (SPEC §4 step 4, ABI retry decisions).
+/// Decides what follows a failed connect attempt (docs/architecture.md, "A connection's bytes"; ABI retry decisions).
 ///
 /// The first stage opinion in chain order wins: give up, or retry after a delay. Without one,
 /// the host's policy applies: up to `retryAttempts` retries after the first attempt; the next

@@ -1,3 +1,4 @@
+import CrashReport
 import Glibc
 import StageABI
 
@@ -12,9 +13,12 @@ struct StageHooks {
     let onResult: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_result>?, UnsafeMutablePointer<sss_retry_decision>?) -> Void)?
     let onData: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_data_args>?, UnsafeMutablePointer<sss_data_result>?) -> UInt32)?
     let onClose: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutableRawPointer?, UnsafePointer<sss_close_info>?) -> Void)?
+    /// The stage's name for the crash report (`sss_hook_enter`).
+    let name: UnsafePointer<CChar>
 
     init(_ stage: StageInstance) {
         inst = stage.inst
+        name = stage.crashReportName
         events = stage.events.rawValue
         let h = stage.hooks
         onOpen = h.on_open

@@ -112,7 +112,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         return !listeners.isEmpty && listeners.allSatisfy(\.isActive)
     }
 
-    /// Starts the admin API (SPEC §7) on `address`; returns the bound address. A non-loopback
+    /// Starts the admin API (docs/operations.md, "Admin API") on `address`; returns the bound address. A non-loopback
     /// address needs a token; every request must then carry it as a bearer token.
     public func startAdmin(address: EndpointAddress, token: String?) throws(HostError) -> String {
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(address.host)

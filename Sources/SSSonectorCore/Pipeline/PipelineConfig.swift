@@ -1,6 +1,6 @@
 import ConfigValues
 
-/// One pipeline file (SPEC §3): a listener, its upstreams, connection settings and the ordered
+/// One pipeline file (docs/pipeline-reference.md): a listener, its upstreams, connection settings and the ordered
 /// stages. Built by `PipelineDecoder`; every value here has been validated.
 public struct PipelineConfig: Sendable {
     public var file: String

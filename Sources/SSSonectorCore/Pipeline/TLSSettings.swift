@@ -1,6 +1,6 @@
 import ConfigValues
 
-/// `listen.tls` (SPEC §5): terminate TLS; with `client_ca`, require client certificates signed
+/// `listen.tls` (docs/pipeline-reference.md, docs/operations.md): terminate TLS; with `client_ca`, require client certificates signed
 /// by it (mutual TLS). Paths are absolute (resolved against the pipeline file's folder).
 public struct ServerTLSSettings: Sendable, Equatable {
     public var certificate: String

@@ -52,7 +52,7 @@ public final class PluginLibrary: Sendable {
     /// One inspection per library file: the entry symbol is called once per process.
     private static let cache = Mutex<[String: Inspection]>([:])
 
-    /// Loads the library `plugin` names (short name or path, SPEC §3), calls its entry once,
+    /// Loads the library `plugin` names (short name or path, docs/pipeline-reference.md), calls its entry once,
     /// and validates its descriptor. Throws a one-line `PluginError` naming the file.
     public static func load(
         _ plugin: String, relativeTo baseDirectory: String? = nil,

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where a pipeline's `plugin` names are looked up (SPEC §3), in order:
+/// Where a pipeline's `plugin` names are looked up (docs/pipeline-reference.md), in order:
 /// 1. the directories of the pipeline file's `plugin_path` (relative to the file),
 /// 2. the directories of `SSSONECTOR_PLUGIN_PATH` (colon-separated),
 /// 3. the directory of the running executable,

@@ -1,4 +1,6 @@
 import ConfigValues
+import CrashReport
+import Glibc
 import Logging
 import StageABI
 import Synchronization
@@ -22,6 +24,9 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
     /// The type's hook table as this host read it.
     public let hooks: sss_stage_type
     private var destroyed = false
+    /// The name as a C string for the crash report (see `sss_crash_report.h`); lives as long
+    /// as the instance.
+    let crashReportName: UnsafePointer<CChar>
 
     /// Creates an instance through the type's `create` hook. Throws `PluginError.configRejected`
     /// with the stage's own error text when it rejects its config.
@@ -33,6 +38,8 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
         self.type = type
         self.services = services
         self.hooks = type.descriptor
+        let cName = UnsafePointer(strdup(name)!)
+        self.crashReportName = cName
         var result = sss_create_result(
             struct_size: UInt32(MemoryLayout<sss_create_result>.size), tick_interval_ms: 0,
             inst: nil, events: type.supportedEvents.rawValue)
@@ -49,6 +56,8 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
                                 type_name: typeName, config_json: config,
                                 upstreams: upstreams.staticView,
                                 err_buf: err.baseAddress, err_cap: UInt64(err.count))
+                            sss_hook_enter(cName, UInt32(SSS_HOOK_CREATE))
+                            defer { sss_hook_leave() }
                             return type.descriptor.create!(&args, &result)
                         }
                     }
@@ -56,6 +65,7 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
             }
         }
         guard status == SSS_OK else {
+            free(UnsafeMutablePointer(mutating: cName))
             let text = String(nulTerminated: errorText)
             throw PluginError(.configRejected, library: type.library,
                               text.isEmpty ? "create failed with status \(status)" : text)
@@ -70,13 +80,19 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
     public func destroy() {
         guard !destroyed else { return }
         destroyed = true
+        sss_hook_enter(crashReportName, UInt32(SSS_HOOK_DESTROY))
         hooks.destroy?(inst)
+        sss_hook_leave()
     }
+
+    deinit { free(UnsafeMutablePointer(mutating: crashReportName)) }
 
     /// Runs the tick hook (control thread).
     public func tick(now: UInt64) {
         guard events.contains(.tick), let onTick = hooks.on_tick else { return }
+        sss_hook_enter(crashReportName, UInt32(SSS_HOOK_TICK))
         onTick(inst, now)
+        sss_hook_leave()
     }
 
     /// The stage's stats as one JSON text, or nil when it has none or wrote nothing. A stage
@@ -85,7 +101,9 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
     public func statsJSON() -> String? {
         guard events.contains(.stats), let onStats = hooks.on_stats else { return nil }
         let collector = SinkCollector()
+        sss_hook_enter(crashReportName, UInt32(SSS_HOOK_STATS))
         let status = collector.withSink { onStats(inst, $0) }
+        sss_hook_leave()
         guard status == SSS_OK, !collector.bytes.isEmpty else { return nil }
         let problem: String
         if collector.overflowed {
@@ -106,7 +124,9 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
             return (SSS_E_UNSUPPORTED, #"{"error":"stage has no control hook"}"#, false)
         }
         let collector = SinkCollector()
+        sss_hook_enter(crashReportName, UInt32(SSS_HOOK_CONTROL))
         let status = command.withSSSString { cmd in collector.withSink { onControl(inst, cmd, $0) } }
+        sss_hook_leave()
         return (status, collector.text, collector.overflowed)
     }
 

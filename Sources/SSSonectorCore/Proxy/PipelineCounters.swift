@@ -1,7 +1,7 @@
 import StageABI
 import Synchronization
 
-/// The host's own figures for one pipeline (SPEC §7 `/stats` "connections"). Lock-free except
+/// The host's own figures for one pipeline (`/stats` "connections", docs/operations.md). Lock-free except
 /// the per-reason rejection table, which is touched only when a connection is rejected.
 public final class PipelineCounters: Sendable {
     public let active = Atomic<Int64>(0)

@@ -4,7 +4,7 @@ import NIOSSL
 import ConfigValues
 import StageABI
 
-/// One client connection through a pipeline (SPEC §4): runs the chain's open verdicts, chooses
+/// One client connection through a pipeline (docs/architecture.md, "A connection's bytes"): runs the chain's open verdicts, chooses
 /// and connects an upstream with retries, relays both directions with backpressure and data
 /// grants, and closes once, telling every entered stage.
 ///

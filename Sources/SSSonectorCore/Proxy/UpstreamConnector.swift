@@ -89,7 +89,7 @@ struct UpstreamAddressError: Error {
     let message: String
 }
 
-/// TCP options both sides of a relayed connection get (SPEC §3 `connection`). They are set
+/// TCP options both sides of a relayed connection get (`connection`, docs/pipeline-reference.md). They are set
 /// synchronously in the channel initializer: bootstrap options are applied through a chain of
 /// futures, one per option, which costs more than the system calls themselves.
 enum SocketOptions {

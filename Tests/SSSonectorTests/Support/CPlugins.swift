@@ -24,6 +24,13 @@ enum CPlugins {
                          include: "\(root)/Sources/StageABI/include", defines: [])
     }
 
+    /// The tape-driven stage of the ABI fuzz target (`Fuzz/fuzz_stage.c`).
+    static func fuzzStage() throws -> String {
+        let root = TestEnvironment.repositoryRoot
+        return try build("libfuzzstage.so", source: "\(root)/Fuzz/fuzz_stage.c",
+                         include: "\(root)/Sources/StageABI/include", defines: [])
+    }
+
     /// The allowlist example stage in C.
     static func allowlist() throws -> String {
         let root = TestEnvironment.repositoryRoot
