@@ -51,11 +51,12 @@ let package = Package(
         .systemLibrary(name: "CLTDL", path: "Sources/CLTDL"),
         .target(name: "CrashReport", path: "Sources/CrashReport"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
-        .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues"], path: "Sources/StageKit", swiftSettings: hotPath),
+        .target(name: "Locking", path: "Sources/Locking"),
+        .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues", "Locking"], path: "Sources/StageKit", swiftSettings: hotPath),
         .target(
             name: "SSSonectorCore",
             dependencies: [
-                "StageABI", "CLTDL", "ConfigValues", "CrashReport",
+                "StageABI", "CLTDL", "ConfigValues", "CrashReport", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "sssonector",
             dependencies: [
-                "SSSonectorCore",
+                "SSSonectorCore", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "sssonector-bench",
             dependencies: [
-                "SSSonectorCore", "ConfigValues",
+                "SSSonectorCore", "ConfigValues", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "SSSonectorTests",
             dependencies: [
-                "SSSonectorCore", "ConfigValues", "ABIGoldenLayout",
+                "SSSonectorCore", "ConfigValues", "ABIGoldenLayout", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

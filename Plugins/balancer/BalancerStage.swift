@@ -9,7 +9,8 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
 
     let config: BalancerConfig
     let host: StageHost
-    private let state: Locked
+    /// Behind one short lock, shared with the health-check thread.
+    private let state: Locked<BalancerState>
     private let generation = Atomic<UInt64>(0)
     private let checker: HealthChecker?
 
@@ -105,13 +106,6 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
                 "health_check_seconds": .number(Double(config.healthCheckInterval) / 1e9),
                 "upstreams": .object(ups)]
     }
-}
-
-/// The balancer state behind one short lock, shareable with the health-check thread.
-final class Locked: Sendable {
-    private let mutex: Mutex<BalancerState>
-    init(_ initial: BalancerState) { mutex = Mutex(initial) }
-    func withLock<R>(_ body: (inout BalancerState) -> R) -> R { mutex.withLock { body(&$0) } }
 }
 
 @_cdecl("sss_stage_entry")

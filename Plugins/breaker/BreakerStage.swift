@@ -10,8 +10,8 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
     let settings: Circuit.Settings
     let host: StageHost
     /// Circuits by upstream id, and the last set seen (ids and names, in order).
-    private let circuits = Mutex<[UInt64: Circuit]>([:])
-    private let known = Mutex<[(id: UInt64, name: String)]>([])
+    private let circuits = Locked<[UInt64: Circuit]>([:])
+    private let known = Locked<[(id: UInt64, name: String)]>([])
     private let generation = Atomic<UInt64>(0)
     private let openGauge: StageHost.Metric
     private let trips: StageHost.Metric

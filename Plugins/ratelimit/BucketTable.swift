@@ -1,3 +1,4 @@
+import StageKit
 import Synchronization
 
 /// Token buckets by key, sharded so concurrent opens from every event loop rarely meet on a
@@ -18,20 +19,20 @@ final class BucketTable: Sendable {
 
     /// One shard: its own lock and buckets.
     final class Shard: Sendable {
-        let table = Mutex<[String: Entry]>([:])
+        let table = Locked<[String: Entry]>([:])
         func withLock<R>(_ body: (inout [String: Entry]) -> R) -> R { table.withLock { body(&$0) } }
     }
 
     private static let shardCount = 16
     private let shards: [Shard]
     private let perShardLimit: Int
-    private let overflow: Mutex<Entry>
+    private let overflow: Locked<Entry>
     static let overflowKey = "(overflow)"
 
     init(maxKeys: Int, defaultLimit: RateLimitConfig.Limit, now: UInt64) {
         shards = (0..<Self.shardCount).map { _ in Shard() }
         perShardLimit = max(1, maxKeys / Self.shardCount)
-        overflow = Mutex(Entry(bucket: TokenBucket(rate: defaultLimit.rate, burst: defaultLimit.burst, now: now), pinned: false))
+        overflow = Locked(Entry(bucket: TokenBucket(rate: defaultLimit.rate, burst: defaultLimit.burst, now: now), pinned: false))
     }
 
     private func shard(_ key: String) -> Int {

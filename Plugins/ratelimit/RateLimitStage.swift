@@ -12,9 +12,9 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
     let host: StageHost
     let buckets: BucketTable
     /// The default limit now (changed by `set_rate` without a key).
-    private let defaultLimit: Mutex<RateLimitConfig.Limit>
+    private let defaultLimit: Locked<RateLimitConfig.Limit>
     /// Limits set by `set_rate` for a key, applied when its bucket is (re)created.
-    private let dynamicLimits = Mutex<[String: RateLimitConfig.Limit]>([:])
+    private let dynamicLimits = Locked<[String: RateLimitConfig.Limit]>([:])
     private let allowed: StageHost.Metric
     private let rejected: StageHost.Metric
     private let bucketsGauge: StageHost.Metric
@@ -25,7 +25,7 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
         config = try RateLimitConfig(setup)
         host = setup.host
         buckets = BucketTable(maxKeys: config.maxKeys, defaultLimit: config.defaultLimit, now: setup.host.now())
-        defaultLimit = Mutex(config.defaultLimit)
+        defaultLimit = Locked(config.defaultLimit)
         allowed = host.metric(.counter, "ratelimit_allowed_total", help: "Connections the rate limiter admitted.")
         rejected = host.metric(.counter, "ratelimit_rejected_total", help: "Connections the rate limiter rejected (rate_limited).")
         bucketsGauge = host.metric(.gauge, "ratelimit_buckets", help: "Token buckets held (one per active key).")

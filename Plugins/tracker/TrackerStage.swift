@@ -13,12 +13,12 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
     let host: StageHost
     private let shards: [ShardBox]
     private let active = Atomic<Int64>(0)
-    private let peak = Mutex<(count: Int64, wallNanoseconds: UInt64)>((0, 0))
-    private let upstreamNames = Mutex<[UInt64: String]>([:])
+    private let peak = Locked<(count: Int64, wallNanoseconds: UInt64)>((0, 0))
+    private let upstreamNames = Locked<[UInt64: String]>([:])
     private let metrics: TrackerMetrics
 
     final class ShardBox: Sendable {
-        let shard = Mutex(TrackerShard())
+        let shard = Locked(TrackerShard())
     }
 
     init(setup: StageSetup) throws {

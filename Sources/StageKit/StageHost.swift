@@ -1,4 +1,5 @@
 @_exported import ConfigValues
+@_exported import Locking
 import Foundation
 import StageABI
 

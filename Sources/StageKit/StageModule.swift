@@ -17,7 +17,7 @@ import Synchronization
 /// ```
 public enum StageModule {
     /// Registered stage types of this library, by name (one library = one StageKit copy).
-    private static let registry = Mutex<Registry?>(nil)
+    private static let registry = Locked<Registry?>(nil)
 
     struct Registry: @unchecked Sendable {  // immortal, immutable after creation
         let module: UnsafeMutablePointer<sss_module>

@@ -1,3 +1,4 @@
+import Locking
 import Foundation
 import Histogram
 import NIOCore
@@ -27,7 +28,7 @@ final class LoadRun: Sendable {
     final class SharedState: Sendable {
         let measuring = Atomic<Bool>(false)
         let stopping = Atomic<Bool>(false)
-        let workers = Mutex<[LoadWorker]>([])
+        let workers = Locked<[LoadWorker]>([])
         let messages = Atomic<UInt64>(0)
         let bytes = Atomic<UInt64>(0)
     }

@@ -1,3 +1,4 @@
+import Locking
 import Foundation
 import SSSonectorCore
 import Synchronization
@@ -55,7 +56,7 @@ enum DemoTraffic {
 
 /// Runs an async operation from synchronous CLI code.
 func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let result = Mutex<Result<T, Error>?>(nil)
+    let result = Locked<Result<T, Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
         do { let v = try await body(); result.withLock { $0 = .success(v) } } catch { result.withLock { $0 = .failure(error) } }

@@ -18,7 +18,7 @@ final class ByteCapStage: OpenHook, DataHook, CloseHook, TickHook, StatsHook {
     let directions: DataDirections
     let host: StageHost
     /// Open connections and when they started, for the duration check on tick.
-    private let open = Mutex<[UInt64: UInt64]>([:])
+    private let open = Locked<[UInt64: UInt64]>([:])
     private let closedByBytes = Atomic<UInt64>(0)
     private let closedByTime = Atomic<UInt64>(0)
 

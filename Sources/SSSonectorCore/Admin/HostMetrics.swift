@@ -1,3 +1,4 @@
+import Locking
 import Prometheus
 import Synchronization
 
@@ -16,10 +17,10 @@ final class HostMetrics: Sendable {
 
     private let registry: PrometheusCollectorRegistry
     /// Series by pipeline name (a reload keeps the name and the series).
-    private let series = Mutex<[String: PipelineSeries]>([:])
+    private let series = Locked<[String: PipelineSeries]>([:])
     /// Counter values already exported, to add only the difference.
-    private let exported = Mutex<[String: UInt64]>([:])
-    private let rejected = Mutex<[String: Counter]>([:])
+    private let exported = Locked<[String: UInt64]>([:])
+    private let rejected = Locked<[String: Counter]>([:])
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry

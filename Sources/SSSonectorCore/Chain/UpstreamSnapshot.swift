@@ -1,3 +1,4 @@
+import Locking
 import StageABI
 import Synchronization
 
@@ -89,7 +90,7 @@ public final class UpstreamTable: Sendable {
         var snapshot: UpstreamSnapshot
         var nextID: UInt64
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(_ upstreams: [(name: String, address: String, weight: UInt32)]) {
         var id: UInt64 = 0
@@ -98,7 +99,7 @@ public final class UpstreamTable: Sendable {
             return UpstreamEntry(id: id, name: u.name, address: u.address, weight: u.weight,
                                  draining: false, counters: UpstreamCounters())
         }
-        state = Mutex(State(snapshot: UpstreamSnapshot(entries: entries, generation: 1), nextID: id + 1))
+        state = Locked(State(snapshot: UpstreamSnapshot(entries: entries, generation: 1), nextID: id + 1))
     }
 
     public var current: UpstreamSnapshot { state.withLock { $0.snapshot } }

@@ -1,3 +1,4 @@
+import Locking
 import Prometheus
 import Synchronization
 
@@ -24,7 +25,7 @@ public final class MetricsRegistry: @unchecked Sendable {  // `slots` is append-
 
     /// The swift-prometheus registry that renders the text format.
     public let prometheus = PrometheusCollectorRegistry()
-    private let state = Mutex<(series: [Series], index: [String: UInt32])>(([], [:]))
+    private let state = Locked<(series: [Series], index: [String: UInt32])>(([], [:]))
     /// Up to `capacity` series; a definition past it gets an id whose updates do nothing.
     static let capacity = 16_384
     private let slots: UnsafeMutablePointer<MetricCell?>

@@ -1,3 +1,4 @@
+import Locking
 import CLTDL
 import Foundation
 import Synchronization
@@ -16,7 +17,7 @@ import Synchronization
 ///   the loader's real message (libltdl reports only "file not found"), instead of exiting the
 ///   process at its first call.
 enum DynamicLibrary {
-    private static let lock = Mutex<Bool>(false)  // the value: lt_dlinit has run
+    private static let lock = Locked<Bool>(false)  // the value: lt_dlinit has run
 
     /// A library opened for the life of the process.
     struct Handle: @unchecked Sendable {  // lt_dlhandle is an opaque, immutable token

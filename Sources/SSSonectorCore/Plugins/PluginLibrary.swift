@@ -1,3 +1,4 @@
+import Locking
 import Foundation
 import Logging
 import StageABI
@@ -50,7 +51,7 @@ public final class PluginLibrary: Sendable {
     }
 
     /// One inspection per library file: the entry symbol is called once per process.
-    private static let cache = Mutex<[String: Inspection]>([:])
+    private static let cache = Locked<[String: Inspection]>([:])
 
     /// Loads the library `plugin` names (short name or path, docs/pipeline-reference.md), calls its entry once,
     /// and validates its descriptor. Throws a one-line `PluginError` naming the file.

@@ -1,3 +1,4 @@
+import Locking
 import ConfigValues
 import CrashReport
 import Glibc
@@ -174,7 +175,7 @@ extension String {
 /// the ABI's rules on every connection gets one log line per kind of fault, not one per
 /// connection (the host clamps or refuses the value each time).
 final class StageFaults: Sendable {
-    private let seen = Mutex<Set<String>>([])
+    private let seen = Locked<Set<String>>([])
 
     /// Runs `log` the first time `kind` is reported.
     func once(_ kind: String, _ log: () -> Void) {

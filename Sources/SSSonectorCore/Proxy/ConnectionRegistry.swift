@@ -1,3 +1,4 @@
+import Locking
 import NIOCore
 import Synchronization
 
@@ -16,10 +17,10 @@ final class ConnectionRegistry: Sendable {
         let session: NIOLoopBound<ProxySession>
         let scope: ObjectIdentifier
     }
-    private let sessions = Mutex<[UInt64: Entry]>([:])
+    private let sessions = Locked<[UInt64: Entry]>([:])
     private let nextID = Atomic<UInt64>(1)
     /// Wakes a shutdown waiting for the last connection to close.
-    private let drained = Mutex<[@Sendable () -> Void]>([])
+    private let drained = Locked<[@Sendable () -> Void]>([])
 
     /// A process-unique connection id.
     func makeID() -> UInt64 { nextID.wrappingAdd(1, ordering: .relaxed).oldValue }

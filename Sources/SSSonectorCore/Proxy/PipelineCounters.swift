@@ -1,3 +1,4 @@
+import Locking
 import StageABI
 import Synchronization
 
@@ -14,7 +15,7 @@ public final class PipelineCounters: Sendable {
     public let connects = Atomic<UInt64>(0)
     /// Failed `accept` calls (EMFILE, ENFILE, ENOMEM...): each one paused accepting.
     public let acceptErrors = Atomic<UInt64>(0)
-    private let rejections = Mutex<[String: UInt64]>([:])
+    private let rejections = Locked<[String: UInt64]>([:])
 
     public init() {}
 

@@ -1,3 +1,4 @@
+import Locking
 import Logging
 import NIOCore
 import NIOPosix
@@ -172,9 +173,9 @@ final class AcceptBackoff: Sendable {
 /// The current runtime of a listener, swappable by a reload, and the listener's admission gate,
 /// which outlives every runtime.
 final class RuntimeSlot: Sendable {
-    private let current: Mutex<PipelineRuntime>
+    private let current: Locked<PipelineRuntime>
     let gate = AdmissionGate()
-    init(_ runtime: PipelineRuntime) { current = Mutex(runtime) }
+    init(_ runtime: PipelineRuntime) { current = Locked(runtime) }
     var runtime: PipelineRuntime { current.withLock { $0 } }
 
     /// The current runtime, entered (`PipelineRuntime.enter`) for a new connection. A runtime

@@ -1,3 +1,4 @@
+import Locking
 import Logging
 import NIOCore
 import Synchronization
@@ -15,7 +16,7 @@ public final class PipelineRuntime: Sendable {
     let scope: ConnectionScope
     let logger: Logger
     /// Parsed upstream addresses by upstream id (addresses never change for an id).
-    private let targets = Mutex<[UInt64: UpstreamTarget]>([:])
+    private let targets = Locked<[UInt64: UpstreamTarget]>([:])
 
     /// TLS contexts of the listener and the upstreams.
     let tls: PipelineTLS
@@ -42,7 +43,7 @@ public final class PipelineRuntime: Sendable {
     private static let retiredBit: UInt64 = 1 << 63
     private let destroyed = Atomic<Bool>(false)
     /// Called (on the thread of the last close) once a retired runtime has no connection left.
-    private let onDrained = Mutex<(@Sendable (PipelineRuntime) -> Void)?>(nil)
+    private let onDrained = Locked<(@Sendable (PipelineRuntime) -> Void)?>(nil)
 
     /// A new connection starts using this runtime. False when it was retired and drained (its
     /// stages are being destroyed): take the listener's current runtime instead.

@@ -1,10 +1,11 @@
+import Locking
 import Foundation
 import Synchronization
 
 /// Builds the C libraries the tests load (the example stage and the ABI fixtures) with a plain
 /// C compiler, once per test process, into a private folder.
 enum CPlugins {
-    private static let built = Mutex<[String: String]>([:])
+    private static let built = Locked<[String: String]>([:])
     private static let directory = TestEnvironment.temporaryDirectory()
 
     /// The ABI fixture built with `variant` (a -D flag, or nil for the plain one);

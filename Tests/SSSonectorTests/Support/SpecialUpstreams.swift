@@ -1,3 +1,4 @@
+import Locking
 import Foundation
 import Glibc
 import NIOCore
@@ -9,7 +10,7 @@ import Synchronization
 /// direction keeps flowing.
 final class GreeterUpstream: @unchecked Sendable {
     final class Record: Sendable {
-        let received = Mutex<[UInt8]>([])
+        let received = Locked<[UInt8]>([])
         let sawEOF = Atomic<Bool>(false)
     }
     let channel: Channel

@@ -1,3 +1,4 @@
+import Locking
 import Foundation
 import Logging
 import Synchronization
@@ -53,8 +54,8 @@ final class ManualClock: HostClock {
 
 /// Records posts from stages instead of delivering them.
 final class RecordingPoster: ConnectionPoster {
-    let closes = Mutex<[(UInt64, UInt32)]>([])
-    let resumes = Mutex<[(UInt64, UInt32)]>([])
+    let closes = Locked<[(UInt64, UInt32)]>([])
+    let resumes = Locked<[(UInt64, UInt32)]>([])
     func postClose(connectionID: UInt64, reasonCode: UInt32) -> Bool {
         closes.withLock { $0.append((connectionID, reasonCode)) }
         return true

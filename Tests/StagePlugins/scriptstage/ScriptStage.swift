@@ -1,3 +1,4 @@
+import Locking
 import StageKit
 import Synchronization
 
@@ -26,7 +27,7 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     let retryAfter: UInt64
     let payload: Bool
     let directions: DataDirections
-    private let log = Mutex<[String]>([])
+    private let log = Locked<[String]>([])
     private let payloadSum = Atomic<UInt64>(0)
 
     init(setup: StageSetup) throws {
