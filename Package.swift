@@ -34,6 +34,10 @@ let package = Package(
         .executable(name: "sssonector", targets: ["sssonector"]),
         .executable(name: "sssonector-bench", targets: ["sssonector-bench"]),
         .executable(name: "stage-hook-bench", targets: ["stage-hook-bench"]),
+        // For stage packages outside this repository (`sssonector plugin new`): the SDK a stage
+        // links, and the kit its tests use to load the built .so through the host's loader.
+        .library(name: "StageKit", targets: ["StageKit"]),
+        .library(name: "StageTestKit", targets: ["StageTestKit"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -71,10 +75,22 @@ let package = Package(
             path: "Sources/SSSonectorCore",
             swiftSettings: hotPath
         ),
+        // The quick start's echo upstream and blocking client (the demo, the bench, the tests):
+        // not part of the host library.
+        .target(
+            name: "SSSonectorDemo",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Sources/SSSonectorDemo"
+        ),
+        .target(
+            name: "StageTestKit",
+            dependencies: ["SSSonectorCore", "ConfigValues", "StageABI", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/StageTestKit"
+        ),
         .executableTarget(
             name: "sssonector",
             dependencies: [
-                "SSSonectorCore", "Locking",
+                "SSSonectorCore", "SSSonectorDemo", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "sssonector-bench",
             dependencies: [
-                "SSSonectorCore", "ConfigValues", "Locking",
+                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -106,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "SSSonectorTests",
             dependencies: [
-                "SSSonectorCore", "ConfigValues", "ABIGoldenLayout", "Locking",
+                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "ABIGoldenLayout", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

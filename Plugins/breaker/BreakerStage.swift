@@ -25,10 +25,10 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
     init(setup: StageSetup) throws {
         let c = try setup.configObject()
         settings = Circuit.Settings(
-            maxFailures: try c.int("max_failures", default: 5, in: 1...100_000)!,
-            failureWindow: try c.duration("failure_window", default: 60_000_000_000, minimum: 1_000_000)!,
-            resetTimeout: try c.duration("reset_timeout", default: 10_000_000_000, minimum: 1_000_000)!,
-            halfOpenMaxCalls: try c.int("half_open_max_calls", default: 1, in: 1...10_000)!)
+            maxFailures: try c.int("max_failures", default: 5, in: 1...100_000),
+            failureWindow: try c.duration("failure_window", default: 60_000_000_000, minimum: 1_000_000),
+            resetTimeout: try c.duration("reset_timeout", default: 10_000_000_000, minimum: 1_000_000),
+            halfOpenMaxCalls: try c.int("half_open_max_calls", default: 1, in: 1...10_000))
         try c.finish()
         host = setup.host
         let list = setup.upstreams.map { (id: $0.id, name: $0.name) }

@@ -24,11 +24,11 @@ struct RateLimitConfig: Sendable {
         let c = try setup.configObject()
         let rate = try c.double("default_rate", in: Double.leastNonzeroMagnitude...1e12, rangeText: "a rate > 0 (tokens per second)")
         guard let rate else { throw ConfigError(path: "default_rate", "required: tokens per second, > 0") }
-        let burst = try c.double("default_burst", default: max(1, rate.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")!
+        let burst = try c.double("default_burst", default: max(1, rate.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")
         defaultLimit = Limit(rate: rate, burst: burst)
-        cleanupInterval = try c.duration("cleanup_time", default: 60_000_000_000, minimum: 1_000_000)!
+        cleanupInterval = try c.duration("cleanup_time", default: 60_000_000_000, minimum: 1_000_000)
         key = Key(rawValue: try c.choice("key", ["client_ip", "global", "listener"], default: "client_ip"))!
-        maxKeys = try c.int("max_keys", default: 100_000, in: 1...10_000_000)!
+        maxKeys = try c.int("max_keys", default: 100_000, in: 1...10_000_000)
         exactOverrides = [:]
         blockOverrides = []
         if let overrides = try c.object("overrides") {
@@ -36,7 +36,7 @@ struct RateLimitConfig: Sendable {
                 let o = try ConfigObject(value, path: overrides.path(of: name))
                 let r = try o.double("rate", in: Double.leastNonzeroMagnitude...1e12, rangeText: "a rate > 0")
                 guard let r else { throw ConfigError(path: o.path(of: "rate"), "required: tokens per second, > 0") }
-                let b = try o.double("burst", default: max(1, r.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")!
+                let b = try o.double("burst", default: max(1, r.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")
                 try o.finish()
                 let limit = Limit(rate: r, burst: b)
                 if name.contains("/") {
@@ -47,7 +47,7 @@ struct RateLimitConfig: Sendable {
                 } else {
                     exactOverrides[name] = limit
                 }
-                _ = overrides.value(name)
+                overrides.markKnown(name)
             }
             blockOverrides.sort { $0.0.prefixLength > $1.0.prefixLength }
         }

@@ -95,7 +95,7 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
                 let key = try c.string("key")
                 let rate = try c.double("rate", in: Double.leastNonzeroMagnitude...1e12, rangeText: "a rate > 0")
                 guard let rate else { return .badCommand("rate: required, > 0") }
-                let burst = try c.double("burst", default: max(1, rate.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")!
+                let burst = try c.double("burst", default: max(1, rate.rounded(.up)), in: 1...1e12, rangeText: "a burst >= 1")
                 try c.finish()
                 let limit = RateLimitConfig.Limit(rate: rate, burst: burst)
                 if let key {

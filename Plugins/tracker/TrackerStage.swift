@@ -1,3 +1,4 @@
+import StageABI
 import StageKit
 import Synchronization
 
@@ -81,20 +82,9 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
     }
 
     private func reasonName(_ s: CloseSummary) -> String {
-        if s.cause == .noUpstream { return "no_upstream" }
-        return StageReason(rawValue: s.reasonCode).map(Self.name) ?? (s.reasonCode >= 0x1000 ? "custom" : "policy")
-    }
-
-    static func name(_ r: StageReason) -> String {
-        switch r {
-        case .rateLimited: "rate_limited"
-        case .circuitOpen: "circuit_open"
-        case .noUpstream: "no_upstream"
-        case .policy: "policy"
-        case .overload: "overload"
-        case .connectFailed: "connect_failed"
-        case .limitReached: "limit_reached"
-        }
+        if s.cause == .noUpstream { return StageReason.noUpstream.name }
+        let name = StageReason.name(ofCode: s.reasonCode)
+        return name == "unknown" || name == "none" ? StageReason.policy.name : name
     }
 
     private func merged() -> TrackerShard {
@@ -172,8 +162,7 @@ struct TrackerMetrics: Sendable {
     let duration: StageHost.Metric
     private let rejections: [String: StageHost.Metric]
 
-    static let reasons = ["rate_limited", "circuit_open", "no_upstream", "policy", "overload", "connect_failed",
-                          "limit_reached", "custom"]
+    static let reasons = StageReason.allCases.map(\.name) + [StageReason.name(ofCode: SSS_REASON_CUSTOM)]
 
     init(host: StageHost) {
         active = host.metric(.gauge, "tracker_connections_active", help: "Open connections seen by the tracker.")

@@ -53,6 +53,12 @@ public final class ConfigObject {
         return members.last { $0.0 == key }?.1
     }
 
+    /// Marks `keys` as allowed without reading them: keys whose values are read some other way
+    /// (iterating `members`), or that are accepted and ignored (`$schema`).
+    public func markKnown(_ keys: String...) {
+        known.append(contentsOf: keys)
+    }
+
     /// Throws for the first key that no accessor asked for, listing the keys that are allowed.
     public func finish() throws(ConfigError) {
         for (key, _) in members where !known.contains(key) {
@@ -169,6 +175,40 @@ public final class ConfigObject {
             throw ConfigError(path: path(of: key), "expected a rate \(rangeText), found \(v.jsonText)")
         }
         return rate
+    }
+
+    // MARK: reads with a default: the value, never an Optional
+
+    /// A number within `range`, or `fallback` when absent.
+    public func double(_ key: String, default fallback: Double,
+                       in range: ClosedRange<Double> = -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude,
+                       rangeText: String? = nil) throws(ConfigError) -> Double {
+        try double(key, default: Optional(fallback), in: range, rangeText: rangeText) ?? fallback
+    }
+
+    /// A whole number within `range`, or `fallback` when absent.
+    public func int(_ key: String, default fallback: Int, in range: ClosedRange<Int> = Int.min...Int.max,
+                    rangeText: String? = nil) throws(ConfigError) -> Int {
+        try int(key, default: Optional(fallback), in: range, rangeText: rangeText) ?? fallback
+    }
+
+    /// A duration in nanoseconds within `minimum...maximum`, or `fallback` when absent.
+    public func duration(_ key: String, default fallback: UInt64, minimum: UInt64 = 0,
+                         maximum: UInt64 = Units.maximumDuration) throws(ConfigError) -> UInt64 {
+        try duration(key, default: Optional(fallback), minimum: minimum, maximum: maximum) ?? fallback
+    }
+
+    /// A size in bytes within `range`, or `fallback` when absent.
+    public func size(_ key: String, default fallback: UInt64,
+                     in range: ClosedRange<UInt64> = 0...Units.maximumSize) throws(ConfigError) -> UInt64 {
+        try size(key, default: Optional(fallback), in: range) ?? fallback
+    }
+
+    /// A byte rate within `range`, or `fallback` when absent.
+    public func rate(_ key: String, default fallback: Double,
+                     in range: ClosedRange<Double> = 1...Double(Units.maximumSize),
+                     rangeText: String = "from 1 B/s to 1PiB/s") throws(ConfigError) -> Double {
+        try rate(key, default: Optional(fallback), in: range, rangeText: rangeText) ?? fallback
     }
 
     /// A nested object, or nil when absent.

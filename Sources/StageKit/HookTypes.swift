@@ -28,10 +28,18 @@ public struct DataDirections: OptionSet, Sendable {
     public static let both: DataDirections = [.up, .down]
 }
 
-/// Reason codes of the ABI, with their stable names.
-public enum StageReason: UInt32, Sendable {
+/// Reason codes of the ABI. Their stable names come from the header (`sss_reason_name`), the
+/// one list the host, StageKit and every stage share.
+public enum StageReason: UInt32, Sendable, CaseIterable {
     case rateLimited = 1, circuitOpen = 2, noUpstream = 3, policy = 4, overload = 5,
          connectFailed = 6, limitReached = 7
+
+    /// The stable name (`rate_limited`, `circuit_open`, ...).
+    public var name: String { Self.name(ofCode: rawValue) }
+
+    /// The stable name of any reason code: `custom` for codes from 0x1000, `unknown` for
+    /// codes the ABI does not define.
+    public static func name(ofCode code: UInt32) -> String { String(cString: sss_reason_name(code)) }
 }
 
 /// The verdict of `OpenHook.open`.
@@ -119,9 +127,12 @@ public enum DataDecision: Sendable, Equatable {
 }
 
 /// Why a connection closed.
-public enum CloseCause: UInt32, Sendable {
+public enum CloseCause: UInt32, Sendable, CaseIterable {
     case clientEOF = 0, upstreamEOF, clientReset, upstreamReset, rejected, noUpstream,
          connectFailed, idleTimeout, stageClosed, shutdown, error, overload
+
+    /// The stable name (`client_eof`, ...), from the header (`sss_close_cause_name`).
+    public var name: String { String(cString: sss_close_cause_name(rawValue)) }
 }
 
 /// A closed connection's totals.

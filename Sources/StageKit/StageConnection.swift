@@ -40,18 +40,25 @@ public struct StageConnection {
         return Int(raw.pointee.struct_size) >= end ? raw.pointee.peer_identity.string : ""
     }
 
-    /// The object this stage stored for the connection, if it is of type `T`. No retain or
-    /// release happens on this path.
+    /// The object this stage stored for the connection, if it is a `T` (nil when none was
+    /// stored, or when it is of another type: asking for the wrong type is caught, never a
+    /// reinterpretation). No retain or release happens on the exact-type path.
     public func state<T: AnyObject>(as type: T.Type) -> T? {
-        guard let pointer = slot?.pointee else { return nil }
-        return Unmanaged<T>.fromOpaque(pointer).takeUnretainedValue()
+        withState(as: type) { $0 }
     }
 
-    /// Runs `body` with the stored state, borrowed (no reference counting): the fast path for
-    /// hot hooks.
+    /// Runs `body` with the stored state borrowed (no reference counting) if it is a `T`; nil
+    /// when none was stored or it is of another type. The fast path for hot hooks: the check
+    /// is one comparison of the object's class with `T`.
     public func withState<T: AnyObject, R>(as type: T.Type, _ body: (T) -> R) -> R? {
         guard let pointer = slot?.pointee else { return nil }
-        return Unmanaged<T>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
+        return Unmanaged<AnyObject>.fromOpaque(pointer)._withUnsafeGuaranteedRef { object -> R? in
+            if ObjectIdentifier(Swift.type(of: object)) == ObjectIdentifier(T.self) {
+                return body(unsafeDowncast(object, to: T.self))
+            }
+            guard let typed = object as? T else { return nil }  // a subclass of T
+            return body(typed)
+        }
     }
 
     /// Stores per-connection state (from `open`); StageKit releases it after `close`.

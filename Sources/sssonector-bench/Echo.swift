@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SSSonectorCore
+import SSSonectorDemo
 
 /// `sssonector-bench echo -listen ADDR`: the upstream for load runs.
 struct Echo: ParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import NIOPosix
 import SSSonectorCore
 import Synchronization
+import SSSonectorDemo
 
 /// `sssonector demo`: a self-contained demonstration on loopback. It starts echo upstreams at
 /// the addresses the pipeline names, runs the pipeline, drives traffic through it, checks

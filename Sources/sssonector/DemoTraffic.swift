@@ -2,6 +2,7 @@ import Locking
 import Foundation
 import SSSonectorCore
 import Synchronization
+import SSSonectorDemo
 
 /// The demo's load: clients on threads, each sending a message and checking its echo.
 enum DemoTraffic {

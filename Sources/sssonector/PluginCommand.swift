@@ -4,8 +4,8 @@ import SSSonectorCore
 /// `sssonector plugin info|check LIB`.
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plugin", abstract: "Inspect stage libraries.",
-        subcommands: [Info.self, Check.self])
+        commandName: "plugin", abstract: "Inspect stage libraries, or start a new one.",
+        subcommands: [Info.self, Check.self, PluginNew.self])
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ConfigValues
 import Foundation
 import Testing
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// The admin API of a running host process with the real stock stages.
 @Suite struct AdminEndToEndTests {

@@ -21,6 +21,15 @@ import Testing
         #expect(h.events(2).isEmpty)
     }
 
+    @Test func perConnectionStateIsTypedAndTheWrongTypeIsRefused() throws {
+        let h = try ChainHarness(stages: [("scriptstage", "{}")])
+        let c = h.connection()
+        #expect(c.open(now: h.now) == .accepted)
+        c.close(.init(cause: SSS_CLOSE_CLIENT_EOF), now: h.now)
+        #expect(h.stats(0)["state_found"] == 1)
+        #expect(h.stats(0)["wrong_type_refused"] == 1)
+    }
+
     @Test func filtersThenSelectsAndFallsBackToHostRoundRobin() throws {
         let h = try ChainHarness(stages: [("scriptstage", #"{"filter_out": ["a"]}"#), ("scriptstage", #"{"select": "c"}"#)])
         let c = h.connection()

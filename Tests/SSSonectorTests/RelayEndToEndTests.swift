@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// The real `sssonector` process, real `.so` stages through libltdl, bytes over loopback.
 @Suite struct RelayEndToEndTests {

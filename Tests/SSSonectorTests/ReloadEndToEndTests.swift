@@ -2,6 +2,7 @@ import ConfigValues
 import Foundation
 import Testing
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// SIGHUP and `POST /reload`: new connections get the new configuration, open ones finish on
 /// theirs, an invalid file is refused whole.

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// The stock stages in a running host (in this process, so their stats can be read), with real
 /// `.so` files and local upstreams on loopback.

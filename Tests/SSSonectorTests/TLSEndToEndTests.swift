@@ -2,6 +2,7 @@ import ConfigValues
 import Foundation
 import Testing
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// Mutual TLS on loopback with certificates from `certs init`: the two-host tunnel, real
 /// OpenSSL peers on either side, every refusal, and misconfiguration caught by `validate`.

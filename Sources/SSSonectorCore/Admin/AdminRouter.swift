@@ -103,7 +103,7 @@ struct AdminRouter: Sendable {
             let o = try ConfigObject(try JSONValue.parse(body), path: "")
             let name = try o.requiredString("name")
             let address = try o.requiredString("address")
-            let weight = try o.int("weight", default: 1, in: 0...1_000_000) ?? 1
+            let weight = try o.int("weight", default: 1, in: 0...1_000_000)
             try o.finish()
             guard case .success(let endpoint) = EndpointAddress.parse(address, allowPortZero: false) else {
                 return .error(.badRequest, "address: expected \"host:port\", found \"\(address)\"")

@@ -62,7 +62,7 @@ public enum PipelineDecoder {
                 return s
             }
         } ?? []
-        _ = root.value("$schema")  // editors may point at pipeline.schema.json
+        root.markKnown("$schema")  // editors may point at pipeline.schema.json
         _ = attempt { () throws(ConfigError) in try root.finish() }
         guard let name, let listen, errors.isEmpty else { return nil }
         return PipelineConfig(file: file, name: name, listen: listen, upstreams: upstreams,
@@ -100,7 +100,7 @@ public enum PipelineDecoder {
                 let u = try ConfigObject(value, path: path)
                 let name = try u.requiredString("name")
                 let addressText = try u.requiredString("address")
-                let weight = try u.int("weight", default: 1, in: 0...1_000_000, rangeText: "a weight in 0...1000000")!
+                let weight = try u.int("weight", default: 1, in: 0...1_000_000, rangeText: "a weight in 0...1000000")
                 let tls = try u.object("tls").map { o throws(ConfigError) in try decodeClientTLS(o, base: base) }
                 try u.finish()
                 guard !name.isEmpty else { throw ConfigError(path: "\(path).name", "must not be empty") }
@@ -124,18 +124,18 @@ public enum PipelineDecoder {
     static func decodeConnection(_ root: ConfigObject) throws(ConfigError) -> ConnectionSettings {
         var s = ConnectionSettings()
         guard let c = try root.object("connection") else { return s }
-        s.maxConnections = try c.int("max_connections", default: s.maxConnections, in: 1...10_000_000)!
+        s.maxConnections = try c.int("max_connections", default: s.maxConnections, in: 1...10_000_000)
         s.keepAlive = try c.bool("keep_alive", default: s.keepAlive)
         // TCP_KEEPIDLE takes at most 32767 s.
         s.keepAliveIdle = try c.duration("keep_alive_idle", default: s.keepAliveIdle, minimum: 1_000_000_000,
-                                         maximum: 32_767_000_000_000)!
-        s.retryAttempts = try c.int("retry_attempts", default: s.retryAttempts, in: 0...100)!
-        s.retryInterval = try c.duration("retry_interval", default: s.retryInterval, maximum: ConnectionSettings.maximumRetryInterval)!
+                                         maximum: 32_767_000_000_000)
+        s.retryAttempts = try c.int("retry_attempts", default: s.retryAttempts, in: 0...100)
+        s.retryInterval = try c.duration("retry_interval", default: s.retryInterval, maximum: ConnectionSettings.maximumRetryInterval)
         s.connectTimeout = try c.duration("connect_timeout", default: s.connectTimeout, minimum: 1_000_000,
-                                          maximum: ConnectionSettings.maximumConnectTimeout)!
-        s.idleTimeout = try c.duration("idle_timeout", default: s.idleTimeout)!
-        s.drainTimeout = try c.duration("drain_timeout", default: s.drainTimeout)!
-        s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit, in: 0...ConnectionSettings.maximumBufferLimit)!
+                                          maximum: ConnectionSettings.maximumConnectTimeout)
+        s.idleTimeout = try c.duration("idle_timeout", default: s.idleTimeout)
+        s.drainTimeout = try c.duration("drain_timeout", default: s.drainTimeout)
+        s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit, in: 0...ConnectionSettings.maximumBufferLimit)
         if s.bufferLimit < 4096 {
             throw ConfigError(path: c.path(of: "buffer_limit"), "expected at least 4096 bytes")
         }

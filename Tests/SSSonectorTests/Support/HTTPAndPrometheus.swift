@@ -1,6 +1,7 @@
 import ConfigValues
 import Foundation
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// One HTTP/1.1 request over a plain socket; returns the status code and the body.
 func http(_ method: String, port: Int, _ path: String, body: String = "", token: String? = nil) throws -> (status: Int, body: String) {

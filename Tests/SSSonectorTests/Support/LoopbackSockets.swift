@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SSSonectorDemo
 
 /// A TCP socket bound to 127.0.0.1 on a port the kernel picks (port 0, read back), listening
 /// with `backlog` or, with `nil`, not listening at all.

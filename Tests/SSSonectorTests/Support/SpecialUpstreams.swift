@@ -4,6 +4,7 @@ import Glibc
 import NIOCore
 import NIOPosix
 import Synchronization
+import SSSonectorDemo
 
 /// An upstream that greets, half-closes its output at once, and records what it then receives
 /// until the client half-closes: proves half-close passes upstream → client while the other

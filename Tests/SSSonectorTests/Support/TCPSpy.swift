@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// A plain TCP forwarder that records every byte it passes, for checking what crosses the
 /// network between two hosts (the tunnel's TLS). One connection at a time, loopback only.

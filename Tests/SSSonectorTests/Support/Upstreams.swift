@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 @testable import SSSonectorCore
+import SSSonectorDemo
 
 /// Echo upstreams on loopback for a test (port 0, read back), stopped at the end.
 final class EchoUpstreams: @unchecked Sendable {

@@ -29,6 +29,12 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     let directions: DataDirections
     private let log = Locked<[String]>([])
     private let payloadSum = Atomic<UInt64>(0)
+    /// Typed per-connection state: found as its own type, refused as another.
+    private let stateFound = Atomic<UInt64>(0)
+    private let wrongTypeRefused = Atomic<UInt64>(0)
+
+    final class ConnectionMark {}
+    final class OtherMark {}
 
     init(setup: StageSetup) throws {
         let c = try setup.configObject()
@@ -50,7 +56,7 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
             retry = .noOpinion
         }
         grant = try c.size("grant")
-        retryAfter = try c.duration("retry_after", default: 0) ?? 0
+        retryAfter = try c.duration("retry_after", default: 0)
         payload = try c.bool("payload", default: false)
         let d = try c.choice("directions", ["both", "up", "down"], default: "both")
         directions = d == "up" ? .up : d == "down" ? .down : .both
@@ -73,6 +79,7 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     func open(_ c: StageConnection) -> OpenVerdict {
         record("open \(c.peerIP)")
         if let reject { return .reject(reject, "scripted rejection of \(c.peerIP)") }
+        c.setState(ConnectionMark())
         return .accept
     }
 
@@ -103,11 +110,16 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     }
 
     func close(_ c: StageConnection, _ s: CloseSummary) {
+        if c.state(as: ConnectionMark.self) != nil { stateFound.wrappingAdd(1, ordering: .relaxed) }
+        if c.state(as: OtherMark.self) == nil, c.withState(as: OtherMark.self, { _ in true }) == nil {
+            wrongTypeRefused.wrappingAdd(1, ordering: .relaxed)
+        }
         record("close \(s.cause) up=\(s.bytesUp) down=\(s.bytesDown) attempts=\(s.attempts) rejected_by=\(s.rejectedByName) reason=\(s.reasonCode)")
     }
 
     func stats() -> JSONValue {
-        ["events": .array(log.withLock { $0 }.map { .string($0) }), "payload_sum": .int(payloadSum.load(ordering: .relaxed))]
+        ["events": .array(log.withLock { $0 }.map { .string($0) }), "payload_sum": .int(payloadSum.load(ordering: .relaxed)),
+         "state_found": .int(stateFound.load(ordering: .relaxed)), "wrong_type_refused": .int(wrongTypeRefused.load(ordering: .relaxed))]
     }
 
     func control(_ command: JSONValue) -> ControlAnswer {
