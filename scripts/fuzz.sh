@@ -40,5 +40,11 @@ for target in "${targets[@]}"; do
         tail -40 "$scratch/fuzz-$target.log"
     fi
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus|DONE|ERROR" "$scratch/fuzz-$target.log" || true
+    # Keep the corpus minimal: only the inputs that add coverage (libFuzzer never deletes).
+    minimized="$scratch/minimized-$target"
+    rm -rf "$minimized" && mkdir -p "$minimized"
+    if SSS_FUZZ_TARGET="$target" "$bin/sssonector-fuzz" -merge=1 "$minimized" "Fuzz/corpus/$target" 2>"$scratch/merge-$target.log"; then
+        rm -rf "Fuzz/corpus/$target" && mv "$minimized" "Fuzz/corpus/$target"
+    fi
 done
 exit $status
