@@ -49,10 +49,12 @@ import Testing
         ("256.256.256.256:80", "listen.address: not an IPv4 address (four parts of 0...255)"),
         ("127.0.0.1:+80", "listen.address: port must be 0...65535"),
         ("[::g]:80", "listen.address: not an IPv6 address"),
-        (String(repeating: "h", count: 70_000) + ":80", "listen.address: a host name has at most 253 characters, found \"hhhh"),
+        // LONG stands for a 70,000-character host name (built in the test, not shown as an argument).
+        ("LONG:80", "listen.address: a host name has at most 253 characters, found \"hhhh"),
         ("-bad-.example:80", "listen.address: not a host name"),
     ])
-    func listenAddressesAreStrict(_ address: String, _ expected: String) throws {
+    func listenAddressesAreStrict(_ written: String, _ expected: String) throws {
+        let address = written.replacingOccurrences(of: "LONG", with: String(repeating: "h", count: 70_000))
         let text = #"{"version": 1, "name": "t", "listen": {"address": "\#(address)"}, "upstreams": [{"name": "a", "address": "127.0.0.1:9"}]}"#
         let r = try validate(text)
         #expect(r.status == 2)
