@@ -3,7 +3,7 @@ import Synchronization
 
 /// `balancer` (docs/pipeline-reference.md, "Stock stages"): round robin, least connections or smooth weighted round robin over
 /// healthy upstreams; active and passive health checks; failover to untried upstreams.
-final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResultHook, CloseHook, StatsHook {
+final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResultHook, UpstreamStatusHook, StatsHook {
     static let typeName = "balancer"
     static let summary = "round robin / least connections / smooth weighted round robin with health checks and failover"
 
@@ -13,12 +13,6 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
     private let state: Locked<BalancerState>
     private let generation = Atomic<UInt64>(0)
     private let checker: HealthChecker?
-
-    /// Per-connection: the upstream it connected to (for `active`).
-    final class Connected {
-        let id: UInt64
-        init(id: UInt64) { self.id = id }
-    }
 
     init(setup: StageSetup) throws {
         config = try BalancerConfig(setup)
@@ -60,7 +54,10 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
     }
 
     func selectUpstream(_ c: StageConnection, _ upstreams: UpstreamList, eligible: EligibleUpstreams) -> UpstreamSelection {
-        let candidates = eligible.indexes.map { BalancerState.Candidate(index: $0, id: upstreams[$0].id, weight: upstreams[$0].weight) }
+        // `active` is the host's live count (it counts every connection, whichever stage chose it).
+        let candidates = eligible.indexes.map {
+            BalancerState.Candidate(index: $0, id: upstreams[$0].id, weight: upstreams[$0].weight, active: upstreams[$0].active)
+        }
         let pick = state.withLock { $0.pick(config.strategy, from: candidates, setSize: upstreams.count) }
         return pick.map { .chosen($0) } ?? .reject
     }
@@ -71,7 +68,6 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
                 s.connected(r.upstreamID)
                 return s.observe(r.upstreamID, success: true)
             }
-            c.setState(Connected(id: r.upstreamID))
             if let change { host.log(.info, "upstream id \(r.upstreamID) is \(change) (connect succeeded)") }
             return .noOpinion
         }
@@ -86,9 +82,15 @@ final class BalancerStage: UpstreamFilterHook, UpstreamSelectHook, UpstreamResul
         return r.remainingUntried > 0 ? .retry(afterNanoseconds: 0) : .retry(afterNanoseconds: config.retryTimeout)
     }
 
-    func close(_ c: StageConnection, _ summary: CloseSummary) {
-        guard let id = c.withState(as: Connected.self, { $0.id }) else { return }
-        state.withLock { $0.released(id) }
+    /// Tells the host which upstreams fail their health checks, and notes the host's live
+    /// `active` figures for the stats (the host asks just before every `/stats`).
+    func upstreamStatus(_ upstreams: UpstreamList, now: UInt64, report: inout UpstreamStatusReport) {
+        syncIfChanged(upstreams)
+        let unhealthy = state.withLock { s -> [Int] in
+            for u in upstreams { s.noteActive(u.id, u.active) }
+            return upstreams.indices.filter { !s.isHealthy(upstreams[$0].id) }
+        }
+        for i in unhealthy { report.markUnhealthy(i) }
     }
 
     func stats() -> JSONValue {

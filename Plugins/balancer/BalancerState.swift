@@ -7,7 +7,8 @@ struct BalancerState: Sendable {
         var healthy = true
         var consecutiveSuccesses = 0
         var consecutiveFailures = 0
-        var active: Int64 = 0
+        /// The host's count of open connections, as of its last status query.
+        var active: UInt64 = 0
         var total: UInt64 = 0
         var picks: UInt64 = 0
         var failures: UInt64 = 0
@@ -65,7 +66,7 @@ struct BalancerState: Sendable {
     }
 
     /// One candidate: position in the current set, id, weight.
-    struct Candidate { let index: Int; let id: UInt64; let weight: UInt32 }
+    struct Candidate { let index: Int; let id: UInt64; let weight: UInt32; let active: UInt64 }
 
     /// Picks among `candidates` (eligible, healthy, in set order; `count` = size of the set).
     mutating func pick(_ strategy: BalancerConfig.Strategy, from candidates: [Candidate], setSize: Int) -> Int? {
@@ -75,8 +76,8 @@ struct BalancerState: Sendable {
         case .roundRobin:
             chosen = nextFromCursor(candidates, setSize: setSize)
         case .leastConnections:
-            let fewest = candidates.map { upstreams[$0.id]?.active ?? 0 }.min()!
-            let tied = candidates.filter { (upstreams[$0.id]?.active ?? 0) == fewest }
+            let fewest = candidates.map(\.active).min()!
+            let tied = candidates.filter { $0.active == fewest }
             chosen = nextFromCursor(tied, setSize: setSize)
         case .weightedRoundRobin:
             chosen = smoothWeighted(candidates)
@@ -117,12 +118,12 @@ struct BalancerState: Sendable {
     }
 
     mutating func connected(_ id: UInt64) {
-        upstreams[id]?.active += 1
         upstreams[id]?.total += 1
     }
 
-    mutating func released(_ id: UInt64) {
-        upstreams[id]?.active -= 1
+    /// Records the host's live open-connection count of an upstream (for the stats).
+    mutating func noteActive(_ id: UInt64, _ active: UInt64) {
+        upstreams[id]?.active = active
     }
 
     mutating func failed(_ id: UInt64) {

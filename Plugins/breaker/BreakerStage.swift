@@ -3,7 +3,8 @@ import Synchronization
 
 /// `breaker` (docs/pipeline-reference.md, "Stock stages"): a circuit per upstream. Open circuits leave the eligible set; when
 /// every circuit is open, connections are rejected `circuit_open` at once, without a connect.
-final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, CloseHook, TickHook, StatsHook, ControlHook {
+final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, CloseHook, TickHook, StatsHook, ControlHook,
+    UpstreamStatusHook {
     static let typeName = "breaker"
     static let summary = "circuit breaker per upstream: sliding failure window, half-open trials"
 
@@ -125,6 +126,13 @@ final class BreakerStage: OpenHook, UpstreamFilterHook, UpstreamResultHook, Clos
         let reserved = c.withState(as: Reservations.self) { $0.ids } ?? []
         guard !reserved.isEmpty else { return }
         circuits.withLock { table in for id in reserved { table[id]?.release() } }
+    }
+
+    /// A circuit that is not closed pauses its upstream for the host: no warm-pool refills (a
+    /// half-open circuit's trials must be real connections), and the pool's idle ones close.
+    func upstreamStatus(_ upstreams: UpstreamList, now: UInt64, report: inout UpstreamStatusReport) {
+        let paused = circuits.withLock { table in upstreams.indices.filter { (table[upstreams[$0].id]?.state ?? .closed) != .closed } }
+        for i in paused { report.markPaused(i) }
     }
 
     func tick(now: UInt64) {

@@ -11,6 +11,8 @@ struct TrackerShard: Sendable {
     var connectLatencies = LogHistogram()
     var upstreamActive: [UInt64: Int64] = [:]
     var upstreamTotal: [UInt64: UInt64] = [:]
+    /// Connections served by the host's warm pool (ABI 1.2 `pooled` results), per upstream.
+    var upstreamPooled: [UInt64: UInt64] = [:]
     var clients = TopCounter(capacity: 1024)
     /// Accepts per second: a ring of the last 60 seconds (index = second % 60).
     var perSecond = [UInt64](repeating: 0, count: 60)

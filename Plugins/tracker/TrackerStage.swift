@@ -49,6 +49,7 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
             shard(c).shard.withLock { s in
                 s.upstreamActive[r.upstreamID, default: 0] += 1
                 s.upstreamTotal[r.upstreamID, default: 0] += 1
+                if r.pooled { s.upstreamPooled[r.upstreamID, default: 0] += 1 }
                 s.connectLatencies.record(r.latencyNanoseconds)
             }
         } else {
@@ -102,6 +103,7 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
             for (k, v) in s.rejectedByStage { total.rejectedByStage[k, default: 0] += v }
             for (k, v) in s.upstreamActive { total.upstreamActive[k, default: 0] += v }
             for (k, v) in s.upstreamTotal { total.upstreamTotal[k, default: 0] += v }
+            for (k, v) in s.upstreamPooled { total.upstreamPooled[k, default: 0] += v }
         }
         return total
     }
@@ -117,7 +119,8 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
         let p = peak.withLock { $0 }
         let names = upstreamNames.withLock { $0 }
         let upstreams = Set(t.upstreamTotal.keys).union(t.upstreamActive.keys).sorted().map { id -> (String, JSONValue) in
-            (names[id] ?? "id-\(id)", ["active": .int(t.upstreamActive[id] ?? 0), "total": .int(t.upstreamTotal[id] ?? 0)])
+            (names[id] ?? "id-\(id)", ["active": .int(t.upstreamActive[id] ?? 0), "total": .int(t.upstreamTotal[id] ?? 0),
+                                        "pooled": .int(t.upstreamPooled[id] ?? 0)])
         }
         let clients = t.clients.values
         let byConnections = clients.sorted { $0.value.connections > $1.value.connections }.prefix(10)
@@ -130,6 +133,7 @@ final class TrackerStage: OpenHook, UpstreamResultHook, CloseHook, StatsHook, Co
             "rejected": .object(t.rejectedByReason.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }),
             "rejected_by_stage": .object(t.rejectedByStage.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }),
             "failed_connects": .int(t.failedConnects),
+            "pooled_connects": .int(t.upstreamPooled.values.reduce(0, +)),
             "bytes_up": .int(t.bytesUp),
             "bytes_down": .int(t.bytesDown),
             "duration_seconds": [

@@ -10,6 +10,7 @@ _Thread_local uint32_t sss_running_hook;
 static const char *const hook_names[] = {
     "", "sss_stage_entry", "create", "destroy", "on_open", "on_filter_upstreams", "on_select_upstream",
     "on_upstream_result", "on_data", "on_close", "on_tick", "on_stats", "on_control",
+    "on_upstream_status",
 };
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};

@@ -83,6 +83,9 @@ public struct ConnectResult: Sendable {
     public let latencyNanoseconds: UInt64
     /// Eligible upstreams not yet tried for this connection.
     public let remainingUntried: Int
+    /// Served by a connection the host's warm pool opened ahead (ABI 1.2; false from an older
+    /// host): `latencyNanoseconds` is the checkout's, not a connect's.
+    public let pooled: Bool
     public var succeeded: Bool { outcome == .connected }
 }
 

@@ -39,6 +39,13 @@ public protocol UpstreamFilterHook: Stage {
     func filterUpstreams(_ connection: StageConnection, _ upstreams: UpstreamList, eligible: inout EligibleUpstreams)
 }
 
+/// Tells the host which upstreams are unhealthy or paused (ABI 1.2): the host shows it as
+/// `healthy` in `/stats` and refills its warm pool only for upstreams no stage flags. Runs on
+/// any thread (the control thread and the event loops), concurrently with connection hooks.
+public protocol UpstreamStatusHook: Stage {
+    func upstreamStatus(_ upstreams: UpstreamList, now: UInt64, report: inout UpstreamStatusReport)
+}
+
 /// Chooses the upstream among the eligible ones (a balancer).
 public protocol UpstreamSelectHook: Stage {
     func selectUpstream(_ connection: StageConnection, _ upstreams: UpstreamList, eligible: EligibleUpstreams) -> UpstreamSelection

@@ -113,6 +113,22 @@ public struct Upstream {
     public var isDraining: Bool { raw.pointee.flags & SSS_UPSTREAM_DRAINING != 0 }
 }
 
+/// What an `UpstreamStatusHook` reports: per upstream (by position), unhealthy or paused.
+public struct UpstreamStatusReport {
+    let flags: UnsafeMutablePointer<UInt8>
+    public let count: Int
+
+    /// Upstream `index` fails its health checks (`healthy: false` in `/stats`).
+    public mutating func markUnhealthy(_ index: Int) {
+        if index >= 0 && index < count { flags[index] |= UInt8(SSS_STATUS_UNHEALTHY) }
+    }
+
+    /// Upstream `index` is healthy but takes no new connection now (an open circuit).
+    public mutating func markPaused(_ index: Int) {
+        if index >= 0 && index < count { flags[index] |= UInt8(SSS_STATUS_PAUSED) }
+    }
+}
+
 /// The eligible set during filtering and selection.
 public struct EligibleUpstreams {
     let flags: UnsafeMutablePointer<UInt8>

@@ -89,6 +89,7 @@ public enum StageModule {
         if stage is any TickHook.Type { events |= SSS_EV_TICK }
         if stage is any StatsHook.Type { events |= SSS_EV_STATS }
         if stage is any ControlHook.Type { events |= SSS_EV_CONTROL }
+        if stage is any UpstreamStatusHook.Type { events |= SSS_EV_UPSTREAM_STATUS }
         return events
     }
 }

@@ -14,6 +14,7 @@ final class StageBox: @unchecked Sendable {  // fields are immutable; the stage 
     let tick: (any TickHook)?
     let stats: (any StatsHook)?
     let control: (any ControlHook)?
+    let status: (any UpstreamStatusHook)?
 
     init(_ stage: any Stage) {
         self.stage = stage
@@ -26,6 +27,7 @@ final class StageBox: @unchecked Sendable {  // fields are immutable; the stage 
         tick = stage as? any TickHook
         stats = stage as? any StatsHook
         control = stage as? any ControlHook
+        status = stage as? any UpstreamStatusHook
     }
 
     @inline(__always)
@@ -46,7 +48,8 @@ enum StageThunks {
             required_host_caps: 0,
             create: create, destroy: destroy, on_open: onOpen, on_filter_upstreams: onFilter,
             on_select_upstream: onSelect, on_upstream_result: onResult, on_data: onData,
-            on_close: onClose, on_tick: onTick, on_stats: onStats, on_control: onControl)
+            on_close: onClose, on_tick: onTick, on_stats: onStats, on_control: onControl,
+            on_upstream_status: onStatus)
     }
 
     static let create: @convention(c) (UnsafePointer<sss_create_args>?, UnsafeMutablePointer<sss_create_result>?) -> sss_status = { args, out in
@@ -123,6 +126,14 @@ enum StageThunks {
         }
     }
 
+    static let onStatus: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_upstream_set>?, UInt64, UnsafeMutablePointer<UInt8>?) -> Void = { inst, set, now, status in
+        guard let set, let status else { return }
+        StageBox.with(inst) { box in
+            var report = UpstreamStatusReport(flags: status, count: Int(set.pointee.count))
+            box.status?.upstreamStatus(UpstreamList(raw: set), now: now, report: &report)
+        }
+    }
+
     static let onSelect: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_set>?, UnsafePointer<UInt8>?, UnsafeMutablePointer<UInt32>?) -> UInt32 = { inst, conn, slot, set, eligible, outIndex in
         guard let conn, let set, let eligible, let outIndex else { return SSS_SELECT_NO_OPINION }
         let e = EligibleUpstreams(flags: UnsafeMutablePointer(mutating: eligible), count: Int(set.pointee.count))
@@ -140,11 +151,14 @@ enum StageThunks {
 
     static let onResult: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<sss_upstream_result>?, UnsafeMutablePointer<sss_retry_decision>?) -> Void = { inst, conn, slot, result, decision in
         guard let conn, let result else { return }
-        let r = result.pointee
+        // Field by field: a host older than 1.2 passes a smaller struct (no flags).
+        let r = result
+        let hasFlags = r.pointee.struct_size >= UInt32(MemoryLayout<sss_upstream_result>.offset(of: \.flags)! + 4)
         let info = ConnectResult(
-            outcome: ConnectOutcome(rawValue: r.outcome) ?? .other, upstreamIndex: Int(r.upstream_index),
-            upstreamID: r.upstream_id, attempt: Int(r.attempt), osErrno: r.os_errno,
-            latencyNanoseconds: r.latency_ns, remainingUntried: Int(r.remaining_untried))
+            outcome: ConnectOutcome(rawValue: r.pointee.outcome) ?? .other, upstreamIndex: Int(r.pointee.upstream_index),
+            upstreamID: r.pointee.upstream_id, attempt: Int(r.pointee.attempt), osErrno: r.pointee.os_errno,
+            latencyNanoseconds: r.pointee.latency_ns, remainingUntried: Int(r.pointee.remaining_untried),
+            pooled: hasFlags && r.pointee.flags & SSS_RESULT_POOLED != 0)
         let advice = StageBox.with(inst) { $0.result?.upstreamResult(StageConnection(conn, slot: slot), info) } ?? .noOpinion
         guard let decision else { return }
         switch advice {

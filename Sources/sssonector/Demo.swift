@@ -74,8 +74,8 @@ struct Demo: ParsableCommand {
             let runtime = host.runtimes[0]
             let c = runtime.counters
             print(String(format: "%3ds  messages %8d  echoed %9.1f MiB  connections: active %lld total %llu rejected %@",
-                         elapsed, messages, Double(bytes) / 1_048_576, c.active.load(ordering: .relaxed),
-                         c.total.load(ordering: .relaxed), "\(c.rejectedByReason)"))
+                         elapsed, messages, Double(bytes) / 1_048_576, Int64(bitPattern: c.figures[.active]),
+                         c.figures[.total], "\(c.rejectedByReason)"))
         }
         for runtime in host.runtimes {
             for stage in runtime.chain.stages {

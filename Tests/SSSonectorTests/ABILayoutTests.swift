@@ -14,7 +14,8 @@ import Testing
 
     @Test func swiftSeesTheSameLayoutAsC() {
         #expect(MemoryLayout<sss_conn>.size == 160)  // 144 in 1.0; 1.1 appended peer_identity
-        #expect(MemoryLayout<sss_stage_type>.size == 128)
+        #expect(MemoryLayout<sss_stage_type>.size == 136)  // 128 in 1.1; 1.2 appended on_upstream_status
+        #expect(MemoryLayout<sss_upstream_result>.size == 48)  // 40 in 1.1; 1.2 appended flags
         #expect(MemoryLayout<sss_host_api>.size == 104)
         #expect(MemoryLayout<sss_close_info>.size == 96)
         #expect(MemoryLayout<sss_data_args>.size == 56)

@@ -65,7 +65,7 @@ import Testing
         for name in ["bytecap", "scriptstage"] {
             let info = try HostProcess.runToEnd(["plugin", "info", TestEnvironment.builtPlugin(name)])
             #expect(info.status == 0, "\(info.stderr)")
-            #expect(info.stdout.contains("abi: 1.1"))
+            #expect(info.stdout.contains("abi: 1.2"))
             let check = try HostProcess.runToEnd(["plugin", "check", TestEnvironment.builtPlugin(name)])
             #expect(check.status == 0, "\(check.stderr)")
         }
@@ -74,6 +74,6 @@ import Testing
         #expect(c.stdout.contains("events: open stats"))
         let bad = try HostProcess.runToEnd(["plugin", "check", try CPlugins.fixture("WRONG_MAJOR")])
         #expect(bad.status == 2)
-        #expect(bad.stderr.contains("problem: ") && bad.stderr.contains("built for stage ABI 2.1"))
+        #expect(bad.stderr.contains("problem: ") && bad.stderr.contains("built for stage ABI 2.2"))
     }
 }

@@ -33,13 +33,13 @@ import Testing
     }
 
     func document(root: String = "", listen: String = "", tls: String? = nil, upstream: String = "", upstreamTLS: String? = nil,
-                  connection: String = "", stage: String = "") -> String {
+                  connection: String = "", pool: String = "", upstreamPool: String = "", stage: String = "") -> String {
         let listenTLS = tls.map { #", "tls": {"cert": "c", "key": "k"\#($0)}"# } ?? ""
         let upTLS = upstreamTLS.map { #", "tls": {"ca": "c"\#($0)}"# } ?? ""
         return """
         {"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0"\(listenTLS)\(listen)},
-         "upstreams": [{"name": "a", "address": "127.0.0.1:9"\(upTLS)\(upstream)}],
-         "connection": {"idle_timeout": "1s"\(connection)},
+         "upstreams": [{"name": "a", "address": "127.0.0.1:9"\(upTLS)\(upstream), "pool": {"max_idle": 4\(upstreamPool)}}],
+         "connection": {"idle_timeout": "1s"\(connection), "pool": {"enabled": true\(pool)}},
          "stages": [{"name": "s", "plugin": "p"\(stage)}], "plugin_path": []\(root)}
         """
     }
@@ -53,6 +53,8 @@ import Testing
             ("upstreams[]", decoderKeys(document(upstream: odd))),
             ("upstreams[].tls", decoderKeys(document(upstreamTLS: odd))),
             ("connection", decoderKeys(document(connection: odd))),
+            ("connection.pool", decoderKeys(document(pool: odd))),
+            ("upstreams[].pool", decoderKeys(document(upstreamPool: odd))),
             ("stages[]", decoderKeys(document(stage: odd))),
         ]
         for (heading, keys) in expectations {

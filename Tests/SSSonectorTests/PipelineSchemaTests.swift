@@ -24,12 +24,12 @@ import Testing
     func decoderKeys(section: String) -> Set<String> {
         let document = """
         {"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0" LISTEN},
-         "upstreams": [{"name": "a", "address": "127.0.0.1:9" UPSTREAM}],
-         "connection": {"idle_timeout": "1s" CONNECTION},
+         "upstreams": [{"name": "a", "address": "127.0.0.1:9", "pool": {"max_idle": 4 UPSTREAM_POOL} UPSTREAM}],
+         "connection": {"idle_timeout": "1s", "pool": {"enabled": true POOL} CONNECTION},
          "stages": [{"name": "s", "plugin": "p" STAGE}], "plugin_path": [] ROOT}
         """
         var text = document
-        for marker in ["LISTEN", "UPSTREAM", "CONNECTION", "STAGE", "ROOT"] {
+        for marker in ["LISTEN", "UPSTREAM_POOL", "UPSTREAM", "POOL", "CONNECTION", "STAGE", "ROOT"] {
             text = text.replacingOccurrences(of: " \(marker)", with: marker == section ? #", "zz_unknown": 1"# : "")
         }
         guard case .failure(let errors) = PipelineDecoder.decode(text: text, file: "x"),
@@ -40,11 +40,15 @@ import Testing
     }
 
     @Test func schemaAndDecoderAgreeOnEveryObjectsKeys() {
-        #expect(decoderKeys(section: "CONNECTION").count == 9)
+        #expect(decoderKeys(section: "CONNECTION").count == 10)
+        #expect(decoderKeys(section: "POOL").contains("max_total"))
+        #expect(!decoderKeys(section: "UPSTREAM_POOL").contains("max_total"))  // pipeline-wide only
         #expect(schemaKeys([]) == decoderKeys(section: "ROOT"))
         #expect(schemaKeys(["properties", "listen"]) == decoderKeys(section: "LISTEN"))
         #expect(schemaKeys(["properties", "upstreams", "items"]) == decoderKeys(section: "UPSTREAM"))
         #expect(schemaKeys(["properties", "connection"]) == decoderKeys(section: "CONNECTION"))
         #expect(schemaKeys(["properties", "stages", "items"]) == decoderKeys(section: "STAGE"))
+        #expect(schemaKeys(["properties", "connection", "properties", "pool"]) == decoderKeys(section: "POOL"))
+        #expect(schemaKeys(["properties", "upstreams", "items", "properties", "pool"]) == decoderKeys(section: "UPSTREAM_POOL"))
     }
 }

@@ -1,3 +1,4 @@
+import StageABI
 import Foundation
 import Testing
 @testable import SSSonectorCore
@@ -29,11 +30,12 @@ import Testing
         #expect(a === b)
     }
 
-    @Test func loadsAPluginFrozenAtABI10() throws {
-        let library = try PluginLibrary.load(try CPlugins.fixture(nil, frozenHeader: true))
-        #expect(library.abiMajor == 1 && library.abiMinor == 0)
+    @Test(arguments: [("1.0", UInt16(0)), ("1.1", UInt16(1))])
+    func loadsAPluginFrozenAtAnOlderMinor(release: String, minor: UInt16) throws {
+        let library = try PluginLibrary.load(try CPlugins.fixture(nil, frozenAt: release))
+        #expect(library.abiMajor == 1 && library.abiMinor == minor)
         #expect(library.types[0].supportedEvents == [.open, .close, .stats])
-        // It also runs: the host hands it a 1.1 connection (larger), it reads its 1.0 prefix.
+        // It also runs: the host hands it newer (larger) structs; it reads its older prefix.
         let h = try ChainHarness(stages: [(library.path, "{}")])
         let c = h.connection()
         #expect(c.open(now: h.now) == .accepted)
@@ -43,7 +45,7 @@ import Testing
 
     @Test func loadsAPluginFromANewerMinorWithLargerDescriptors() throws {
         let library = try PluginLibrary.load(try CPlugins.fixture("FUTURE_MINOR"))
-        #expect(library.abiMinor == 6)  // SSS_ABI_MINOR + 5
+        #expect(UInt32(library.abiMinor) == SSS_ABI_MINOR + 5)
         #expect(library.moduleVersion == "9.9.9")
         // The unknown event bit is dropped; the known ones remain.
         #expect(library.types[0].supportedEvents == [.open, .close, .stats])
@@ -57,7 +59,7 @@ import Testing
     }
 
     static let refusals: [(variant: String, kind: PluginError.Kind, words: String)] = [
-        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.1; this host speaks 1.1"),
+        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.2; this host speaks 1.2"),
         ("NO_ENTRY", .noEntrySymbol, "does not export sss_stage_entry"),
         ("MISSING_HOOK", .missingHook, "declares event data_up but its on_data hook is NULL"),
         ("ENTRY_ERROR", .entryFailed, "sss_stage_entry failed: license file /etc/fixture.lic is missing"),

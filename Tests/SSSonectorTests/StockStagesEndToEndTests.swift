@@ -80,8 +80,8 @@ import SSSonectorDemo
             #expect(s["accepted"] == 10)
             #expect(s["bytes_up"] == .int(expectedBytes))
             #expect(s["bytes_down"] == .int(expectedBytes))
-            #expect(s["upstreams"] == ["a": ["active": 0, "total": 5], "b": ["active": 0, "total": 5]])
-            #expect(runtime.counters.bytesUp.load(ordering: .relaxed) == UInt64(expectedBytes))
+            #expect(s["upstreams"] == ["a": ["active": 0, "total": 5, "pooled": 0], "b": ["active": 0, "total": 5, "pooled": 0]])
+            #expect(runtime.counters.figures[.bytesUp] == UInt64(expectedBytes))
         }
         await echoes.stop()
     }
@@ -139,7 +139,7 @@ import SSSonectorDemo
                 if !exchange(port, seed: UInt8(i)) { failures.wrappingAdd(1, ordering: .relaxed) }
             }
             #expect(failures.load(ordering: .relaxed) == 0)
-            #expect(runtime.counters.failedConnects.load(ordering: .relaxed) >= 1)
+            #expect(runtime.counters.figures[.failedConnects] >= 1)
         }
         await echoes.stop()
     }
@@ -159,9 +159,9 @@ import SSSonectorDemo
             for i in 0..<2 { #expect(!exchange(port, seed: UInt8(i))) }
             #expect(eventually { stats(runtime, "breaker")["upstreams"]?["b"]?["state"] == "open" })
             #expect(stats(runtime, "breaker")["upstreams"]?["a"]?["state"] == "open")
-            let attempts = runtime.counters.failedConnects.load(ordering: .relaxed)
+            let attempts = runtime.counters.figures[.failedConnects]
             for i in 0..<5 { #expect(!exchange(port, seed: UInt8(i))) }
-            #expect(runtime.counters.failedConnects.load(ordering: .relaxed) == attempts)  // no connect attempted
+            #expect(runtime.counters.figures[.failedConnects] == attempts)  // no connect attempted
             #expect(runtime.counters.rejectedByReason["circuit_open"] == 5)
             // Upstream a comes back; after the reset timeout a trial succeeds and closes it.
             p1.stop()

@@ -76,7 +76,7 @@ import Testing
         conn.close(close, now: t.now)
         let stats = t.stats(0)
         #expect(stats["bytes_up"] == 100 && stats["bytes_down"] == 2000)
-        #expect(stats["upstreams"]?["a"] == ["active": 0, "total": 1])
+        #expect(stats["upstreams"]?["a"] == ["active": 0, "total": 1, "pooled": 0])
         #expect(stats["top_clients_by_bytes"] == [["client": "10.0.0.7", "bytes": 2100]])
     }
 

@@ -207,13 +207,14 @@ public final class ConnectionChain {
     /// opinion in chain order (NO_OPINION when none, and always after a success).
     public func report(outcome: UInt32, upstream index: Int, in snapshot: UpstreamSnapshot,
                        attempt: Int, osErrno: Int32, latency: UInt64, remainingUntried: Int,
-                       now: UInt64) -> sss_retry_decision {
+                       now: UInt64, pooled: Bool = false) -> sss_retry_decision {
         conn.pointee.now_ns = now
         var result = sss_upstream_result(
             struct_size: UInt32(MemoryLayout<sss_upstream_result>.size), outcome: outcome,
             upstream_index: UInt32(index), attempt: UInt32(attempt),
             upstream_id: snapshot.entries[index].id, os_errno: osErrno,
-            remaining_untried: UInt32(remainingUntried), latency_ns: latency)
+            remaining_untried: UInt32(remainingUntried), latency_ns: latency,
+            flags: pooled ? SSS_RESULT_POOLED : 0, reserved: 0)
         var first = sss_retry_decision(struct_size: UInt32(MemoryLayout<sss_retry_decision>.size),
                                        action: SSS_RETRY_NO_OPINION, retry_after_ns: 0)
         for i in 0..<entered where connectionEvents[i] & SSS_EV_UPSTREAM_RESULT != 0 {

@@ -2,11 +2,16 @@ import Locking
 import StageABI
 import Synchronization
 
-/// Live counters of one upstream, shared by every snapshot that contains it.
+/// Live figures of one upstream, shared by every snapshot that contains it: the relay's and
+/// its warm pool's (summed over the event loops).
 public final class UpstreamCounters: Sendable {
-    public let active = Atomic<UInt64>(0)
-    public let total = Atomic<UInt64>(0)
+    public let figures = FigureValues<UpstreamFigure>()
+    public let pool = FigureValues<PoolFigure>()
+    public let evictions = FigureValues<PoolEviction>()
     public init() {}
+
+    /// Open relayed connections now.
+    public var active: UInt64 { figures[.active] }
 }
 
 /// One upstream as the host knows it.
@@ -75,7 +80,7 @@ public final class UpstreamSnapshot: @unchecked Sendable {  // immutable after i
     func fillView(items out: UnsafeMutablePointer<sss_upstream>, set outSet: UnsafeMutablePointer<sss_upstream_set>) {
         out.update(from: items, count: entries.count)
         for i in 0..<entries.count {
-            out[i].active = entries[i].counters.active.load(ordering: .relaxed)
+            out[i].active = entries[i].counters.active
         }
         outSet.pointee = set.pointee
         outSet.pointee.items = UnsafePointer(out)
@@ -135,7 +140,7 @@ public final class UpstreamTable: Sendable {
     public func removeDrained() {
         state.withLock { s in
             let kept = s.snapshot.entries.filter {
-                !$0.draining || $0.counters.active.load(ordering: .relaxed) > 0
+                !$0.draining || $0.counters.active > 0
             }
             if kept.count != s.snapshot.entries.count {
                 s.snapshot = UpstreamSnapshot(entries: kept, generation: s.snapshot.generation + 1)

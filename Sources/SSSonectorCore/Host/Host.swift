@@ -82,10 +82,12 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
 
     /// Binds a listener for `runtime` and starts its ticks. Call with `lock` held.
     func listen(_ runtime: PipelineRuntime) throws(HostError) -> PipelineListener {
+        startPools(runtime)
         let listener: PipelineListener
         do {
             listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
         } catch {
+            runtime.pools.close(.shutdown)
             throw .runtime(["\(runtime.config.file): listen.address: cannot listen on \(runtime.config.listen.text): \(error)"])
         }
         listeners.append(listener)
@@ -148,10 +150,17 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         ticks[ObjectIdentifier(runtime)] = tasks
     }
 
-    /// Stops a runtime's ticks and destroys its stages once its last connection has closed
-    /// (at once when none is open). With `lock` held.
+    /// Opens a runtime's warm pools on every loop (before it takes connections: `min_idle`
+    /// connections open at start).
+    func startPools(_ runtime: PipelineRuntime) {
+        runtime.pools.start(runtime, loops: Array(group.makeIterator()))
+    }
+
+    /// Stops a runtime's ticks, closes its warm pools, and destroys its stages once its last
+    /// connection has closed (at once when none is open). With `lock` held.
     func retire(_ runtime: PipelineRuntime) {
         ticks.removeValue(forKey: ObjectIdentifier(runtime))?.forEach { $0.cancel() }
+        runtime.pools.close(.shutdown)
         retired.append(runtime)
         runtime.retire { [weak self] drained in
             // Never on the event loop of the last close: destruction may take a while (the
@@ -185,6 +194,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         let current = listeners.map(\.runtime)
         stopListening()
         lock.unlock()
+        current.forEach { $0.pools.close(.shutdown) }
         let drain = current.map(\.config.connection.drainTimeout).max() ?? 0
         if !waitUntilNoConnections(nanoseconds: drain) {
             logger.info("closing connections still open after the drain timeout", metadata: ["open": "\(registry.count)"])

@@ -35,6 +35,7 @@ extension Host {
         var kept: [PipelineListener] = []
         for runtime in set.runtimes {
             if let listener = listeners.first(where: { $0.runtime.name == runtime.name && $0.runtime.config.listen.address == runtime.config.listen.address }) {
+                startPools(runtime)
                 retire(listener.swap(to: runtime))
                 scheduleTicks(runtime)
                 kept.append(listener)

@@ -35,6 +35,8 @@ public struct UpstreamConfig: Sendable {
     public var weight: UInt32
     /// TLS origination, when `upstreams[i].tls` is set.
     public var tls: ClientTLSSettings?
+    /// The warm pool: `connection.pool` with this upstream's `pool` overrides applied.
+    public var pool = PoolSettings()
 }
 
 /// `connection`: limits and timeouts for every connection of the pipeline.
@@ -51,6 +53,8 @@ public struct ConnectionSettings: Sendable, Equatable {
     public var drainTimeout: UInt64 = 30_000_000_000
     /// Bytes the relay holds per direction before it stops reading (backpressure).
     public var bufferLimit: UInt64 = 256 * 1024
+    /// `connection.pool`: the warm pool's defaults for every upstream (off unless enabled).
+    public var pool = PoolSettings()
 
     public init() {}
 

@@ -51,8 +51,8 @@ public enum PipelineDecoder {
         }
         let base = PipelineConfig.directory(of: file)
         let listen = attempt { () throws(ConfigError) -> ListenConfig in try decodeListen(root, base: base) }
-        let upstreams = decodeUpstreams(root, base: base, errors: &errors)
         let connection = attempt { () throws(ConfigError) -> ConnectionSettings in try decodeConnection(root) } ?? ConnectionSettings()
+        let upstreams = decodeUpstreams(root, base: base, pool: connection.pool, errors: &errors)
         let stages = decodeStages(root, errors: &errors)
         let pluginPath = attempt { () throws(ConfigError) -> [String] in
             try (root.array("plugin_path") ?? []).map { (path, value) throws(ConfigError) -> String in
@@ -82,7 +82,7 @@ public enum PipelineDecoder {
         }
     }
 
-    static func decodeUpstreams(_ root: ConfigObject, base: String, errors: inout [ConfigError]) -> [UpstreamConfig] {
+    static func decodeUpstreams(_ root: ConfigObject, base: String, pool: PoolSettings, errors: inout [ConfigError]) -> [UpstreamConfig] {
         let items: [(path: String, value: JSONValue)]
         do {
             guard let list = try root.array("upstreams"), !list.isEmpty else {
@@ -102,13 +102,17 @@ public enum PipelineDecoder {
                 let addressText = try u.requiredString("address")
                 let weight = try u.int("weight", default: 1, in: 0...1_000_000, rangeText: "a weight in 0...1000000")
                 let tls = try u.object("tls").map { o throws(ConfigError) in try decodeClientTLS(o, base: base) }
+                let upstreamPool = try u.object("pool").map { o throws(ConfigError) in
+                    try PoolSettings.decode(o, over: pool, pipelineLevel: false)
+                } ?? pool
                 try u.finish()
                 guard !name.isEmpty else { throw ConfigError(path: "\(path).name", "must not be empty") }
                 if result.contains(where: { $0.name == name }) {
                     throw ConfigError(path: "\(path).name", "duplicate upstream name \"\(name)\"")
                 }
                 switch EndpointAddress.parse(addressText, allowPortZero: false) {
-                case .success(let address): result.append(UpstreamConfig(name: name, address: address, weight: UInt32(weight), tls: tls))
+                case .success(let address):
+                    result.append(UpstreamConfig(name: name, address: address, weight: UInt32(weight), tls: tls, pool: upstreamPool))
                 case .failure(let problem): throw ConfigError(path: "\(path).address", problem.message)
                 }
             } catch {
@@ -138,6 +142,9 @@ public enum PipelineDecoder {
         s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit, in: 0...ConnectionSettings.maximumBufferLimit)
         if s.bufferLimit < 4096 {
             throw ConfigError(path: c.path(of: "buffer_limit"), "expected at least 4096 bytes")
+        }
+        if let pool = try c.object("pool") {
+            s.pool = try PoolSettings.decode(pool, over: s.pool, pipelineLevel: true)
         }
         try c.finish()
         return s

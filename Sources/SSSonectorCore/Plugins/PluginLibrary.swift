@@ -143,7 +143,9 @@ public final class PluginLibrary: Sendable {
         if Int(head.struct_size) < minimum {
             return (nil, [.init(.malformedDescriptor, "module descriptor is \(head.struct_size) bytes; ABI 1.0 needs at least \(minimum)")])
         }
-        let typeMinimum = MemoryLayout<sss_stage_type>.size
+        // 1.0's descriptor ends after on_control; later minors append optional hooks, which a
+        // shorter descriptor leaves NULL (StageType.read zero-fills).
+        let typeMinimum = MemoryLayout<sss_stage_type>.offset(of: \.on_control)! + MemoryLayout<UnsafeRawPointer>.size
         guard let types = head.types, head.type_count > 0 else {
             return (nil, [.init(.malformedDescriptor, "module declares no stage types")])
         }

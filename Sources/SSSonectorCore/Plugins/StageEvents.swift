@@ -16,14 +16,16 @@ public struct StageEvents: OptionSet, Sendable, Hashable, CustomStringConvertibl
     public static let tick = StageEvents(rawValue: SSS_EV_TICK)
     public static let stats = StageEvents(rawValue: SSS_EV_STATS)
     public static let control = StageEvents(rawValue: SSS_EV_CONTROL)
-    /// Every event this host knows (ABI 1.0).
-    public static let known = StageEvents(rawValue: SSS_EV_ALL_V1)
+    /// Since 1.2: the stage reports upstream health (`on_upstream_status`).
+    public static let upstreamStatus = StageEvents(rawValue: SSS_EV_UPSTREAM_STATUS)
+    /// Every event this host knows (ABI 1.2).
+    public static let known = StageEvents(rawValue: SSS_EV_ALL_V1_2)
 
     static let names: [(StageEvents, String)] = [
         (.open, "open"), (.filterUpstreams, "filter_upstreams"), (.selectUpstream, "select_upstream"),
         (.upstreamResult, "upstream_result"), (.dataUp, "data_up"), (.dataDown, "data_down"),
         (.dataSlices, "data_slices"), (.close, "close"), (.tick, "tick"), (.stats, "stats"),
-        (.control, "control"),
+        (.control, "control"), (.upstreamStatus, "upstream_status"),
     ]
 
     /// Names of the set bits, in ABI order.

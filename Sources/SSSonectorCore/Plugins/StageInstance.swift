@@ -118,6 +118,24 @@ public final class StageInstance: @unchecked Sendable {  // inst is thread-safe 
         return JSONValue.object([("error", .string("the stage wrote \(problem)"))]).jsonText
     }
 
+    /// Whether the stage reports upstream status (ABI 1.2, `on_upstream_status`).
+    public var reportsUpstreamStatus: Bool { events.contains(.upstreamStatus) && hooks.on_upstream_status != nil }
+
+    /// Asks the stage which upstreams of `set` are unhealthy or paused: ORs its `SSS_STATUS_*`
+    /// bits into `status` (one byte per item). Any thread; the stage must be thread-safe here.
+    func reportUpstreamStatus(_ set: UnsafePointer<sss_upstream_set>, now: UInt64, into status: UnsafeMutablePointer<UInt8>) {
+        guard events.contains(.upstreamStatus), let onStatus = hooks.on_upstream_status else { return }
+        let count = Int(set.pointee.count)
+        let mine = UnsafeMutablePointer<UInt8>.allocate(capacity: max(count, 1))
+        defer { mine.deallocate() }
+        mine.initialize(repeating: 0, count: max(count, 1))
+        sss_hook_enter(crashReportName, UInt32(SSS_HOOK_STATUS))
+        onStatus(inst, set, now, mine)
+        sss_hook_leave()
+        let known = UInt8(SSS_STATUS_UNHEALTHY | SSS_STATUS_PAUSED)
+        for i in 0..<count { status[i] |= mine[i] & known }
+    }
+
     /// Sends a JSON control command; returns the status, the stage's answer, and whether the
     /// answer was cut at the sink's limit.
     public func control(_ command: String) -> (status: Int32, answer: String, overflowed: Bool) {

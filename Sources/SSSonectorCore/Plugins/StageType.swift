@@ -53,6 +53,7 @@ public struct StageType: @unchecked Sendable {  // function pointers into a resi
             (.tick, "on_tick", d.on_tick != nil),
             (.stats, "on_stats", d.on_stats != nil),
             (.control, "on_control", d.on_control != nil),
+            (.upstreamStatus, "on_upstream_status", d.on_upstream_status != nil),
         ]
     }
 }

@@ -2,39 +2,26 @@ import Locking
 import StageABI
 import Synchronization
 
-/// The host's own figures for one pipeline (`/stats` "connections", docs/operations.md). Lock-free except
-/// the per-reason rejection table, which is touched only when a connection is rejected.
+/// The host's own figures for one pipeline (`/stats` "connections", docs/operations.md): the
+/// `PipelineFigure` atomics, and the per-reason rejection table, which is touched only when a
+/// connection is rejected.
 public final class PipelineCounters: Sendable {
-    public let active = Atomic<Int64>(0)
-    public let peak = Atomic<Int64>(0)
-    public let total = Atomic<UInt64>(0)
-    public let failedConnects = Atomic<UInt64>(0)
-    public let bytesUp = Atomic<UInt64>(0)
-    public let bytesDown = Atomic<UInt64>(0)
-    public let connectLatencyTotalNanoseconds = Atomic<UInt64>(0)
-    public let connects = Atomic<UInt64>(0)
-    /// Failed `accept` calls (EMFILE, ENFILE, ENOMEM...): each one paused accepting.
-    public let acceptErrors = Atomic<UInt64>(0)
+    public let figures = FigureValues<PipelineFigure>()
     private let rejections = Locked<[String: UInt64]>([:])
 
     public init() {}
 
     /// Counts an accepted connection (the listener's `AdmissionGate` let it in).
     func opened() {
-        let now = active.wrappingAdd(1, ordering: .relaxed).newValue
-        total.wrappingAdd(1, ordering: .relaxed)
-        var seen = peak.load(ordering: .relaxed)
-        while now > seen {
-            let (done, current) = peak.compareExchange(expected: seen, desired: now, ordering: .relaxed)
-            if done { break }
-            seen = current
-        }
+        let now = figures.change(.active, by: 1)
+        figures.add(.total)
+        figures.raise(.peak, to: now)
     }
 
     func closed(bytesUp up: UInt64, bytesDown down: UInt64) {
-        active.wrappingSubtract(1, ordering: .relaxed)
-        bytesUp.wrappingAdd(up, ordering: .relaxed)
-        bytesDown.wrappingAdd(down, ordering: .relaxed)
+        figures.subtract(.active)
+        figures.add(.bytesUp, up)
+        figures.add(.bytesDown, down)
     }
 
     func rejected(_ reason: String) {
@@ -42,8 +29,8 @@ public final class PipelineCounters: Sendable {
     }
 
     func connected(latency: UInt64) {
-        connects.wrappingAdd(1, ordering: .relaxed)
-        connectLatencyTotalNanoseconds.wrappingAdd(latency, ordering: .relaxed)
+        figures.add(.connects)
+        figures.add(.connectLatency, latency)
     }
 
     /// Rejections by reason name (`rate_limited`, `overload`, ...).
@@ -51,8 +38,8 @@ public final class PipelineCounters: Sendable {
 
     /// Average latency of successful connects, in seconds.
     public var averageConnectLatencySeconds: Double {
-        let n = connects.load(ordering: .relaxed)
-        return n == 0 ? 0 : Double(connectLatencyTotalNanoseconds.load(ordering: .relaxed)) / Double(n) / 1e9
+        let n = figures[.connects]
+        return n == 0 ? 0 : Double(figures[.connectLatency]) / Double(n) / 1e9
     }
 }
 

@@ -156,7 +156,7 @@ final class AcceptBackoff: Sendable {
 
     func delay(after error: IOError) -> TimeAmount? {
         let runtime = slot.runtime
-        let count = runtime.counters.acceptErrors.wrappingAdd(1, ordering: .relaxed).newValue
+        let count = runtime.counters.figures.change(.acceptErrors, by: 1)
         let now = runtime.clock.monotonicNanoseconds()
         let last = lastLogged.load(ordering: .relaxed)
         if last == 0 || now &- last >= Self.logInterval,

@@ -20,10 +20,13 @@ public final class PipelineRuntime: Sendable {
 
     /// TLS contexts of the listener and the upstreams.
     let tls: PipelineTLS
+    /// The warm upstream pools (off unless an upstream enables its pool).
+    let pools: PipelinePools
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
          registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS()) {
         self.tls = tls
+        self.pools = PipelinePools(config)
         self.scope = scope
         self.config = config
         self.upstreams = upstreams
@@ -87,6 +90,12 @@ public final class PipelineRuntime: Sendable {
 
     /// Whether the stages were destroyed.
     var isDestroyed: Bool { destroyed.load(ordering: .acquiring) }
+
+    /// The pool settings of `entry`: its own from the file, else the pipeline's (an upstream
+    /// added through the admin API).
+    func poolSettings(for entry: UpstreamEntry) -> PoolSettings {
+        config.upstreams.first { $0.name == entry.name }?.pool ?? config.connection.pool
+    }
 
     /// Where to connect for upstream `entry`, parsed on first use.
     func target(for entry: UpstreamEntry) -> UpstreamTarget {

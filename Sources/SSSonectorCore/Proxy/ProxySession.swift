@@ -47,6 +47,10 @@ final class ProxySession {
     private let idleTimers: LoopIdleTimers
     private let idleEntry = IdleQueue<ProxySession>.Entry()
     private var retryTimer: Scheduled<Void>?
+    /// This loop's index: its warm pools serve this connection.
+    private let loopIndex: Int
+    /// The current attempt was served by a warm pool connection.
+    private var servedByPool = false
 
     /// The client's IP, for logs (formatted by the chain, once).
     var peerIP: String { chain.peerIPText }
@@ -59,6 +63,7 @@ final class ProxySession {
         self.loop = loop
         self.acceptedAt = pipeline.clock.monotonicNanoseconds()
         self.lastActivityAt = acceptedAt
+        self.loopIndex = threadIndex
         self.planner = RetryPlanner(retryAttempts: pipeline.config.connection.retryAttempts,
                                     retryInterval: pipeline.config.connection.retryInterval)
         self.chain = ConnectionChain(chain: pipeline.chain, id: id, threadIndex: threadIndex,
@@ -127,6 +132,9 @@ final class ProxySession {
         chain.beginAttempt(upstream: index, in: current, attempt: planner.attempts)
         upstreamIndex = index
         attemptStartedAt = now
+        if let warm = pipeline.pools.take(entry, loopIndex: loopIndex, now: attemptStartedAt) {
+            return adopt(warm, index: index, in: current)
+        }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let tls = pipeline.tls.upstreams[entry.name]
         UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings) { channel in
@@ -154,6 +162,23 @@ final class ProxySession {
                 session.connectCompleted(result, index: index, in: current)
             }
         }
+    }
+
+    /// Relays over a warm pool connection (TCP up, TLS verified ahead): the relay's handler
+    /// takes the place of the pool's, a server-first greeting the pool kept becomes the first
+    /// bytes down, and the attempt succeeds at once.
+    private func adopt(_ warm: WarmConnection, index: Int, in current: UpstreamSnapshot) {
+        let greeting = warm.greeting
+        guard let channel = warm.takeChannel() else { return connectNext() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: self, side: .upstream))
+        } catch {
+            channel.close(promise: nil)
+            return connectCompleted(.failure(error), index: index, in: current)
+        }
+        if let greeting { down.hold(greeting) }
+        servedByPool = true
+        connectCompleted(.success(channel), index: index, in: current)
     }
 
     /// An upstream whose TCP connect succeeded and whose TLS handshake is in progress.
@@ -209,12 +234,15 @@ final class ProxySession {
                 return
             }
             _ = chain.report(outcome: SSS_CONNECT_OK, upstream: index, in: current, attempt: planner.attempts,
-                             osErrno: 0, latency: latency, remainingUntried: 0, now: now)
+                             osErrno: 0, latency: latency, remainingUntried: 0, now: now, pooled: servedByPool)
             connectLatency = latency
             pipeline.counters.connected(latency: latency)
+            if !servedByPool {
+                pipeline.pools.noteColdConnect(current.entries[index], loopIndex: loopIndex, nanoseconds: latency)
+            }
             let counters = current.entries[index].counters
-            counters.active.wrappingAdd(1, ordering: .relaxed)
-            counters.total.wrappingAdd(1, ordering: .relaxed)
+            counters.figures.add(.active)
+            counters.figures.add(.total)
             upstreamCounters = counters
             upstreamWritable = channel.isWritable
             state = .relaying
@@ -223,7 +251,7 @@ final class ProxySession {
             resumeReading(.upstream)
             maybeForwardEOF(SSS_DIR_UP)
         case .failure(let error):
-            pipeline.counters.failedConnects.wrappingAdd(1, ordering: .relaxed)
+            pipeline.counters.figures.add(.failedConnects)
             guard state == .connecting else { return }
             let (outcome, errno) = UpstreamConnector.classify(error)
             let untried = current.entries.filter { !$0.draining && !planner.triedThisRound.contains($0.id) }.count
@@ -292,7 +320,7 @@ final class ProxySession {
         info.duration = end &- acceptedAt
         info.connectLatency = connectLatency
         chain.close(info, now: end)
-        upstreamCounters?.active.wrappingSubtract(1, ordering: .relaxed)
+        upstreamCounters?.figures.subtract(.active)
         pipeline.counters.closed(bytesUp: up.written, bytesDown: down.written)
         gate.leave()
         pipeline.registry.remove(id)

@@ -1,9 +1,12 @@
 /*
- * sssonector_stage.h: the SSSonector stage ABI, version 1.1 (SSS_ABI_MAJOR.SSS_ABI_MINOR below).
+ * sssonector_stage.h: the SSSonector stage ABI, version 1.2 (SSS_ABI_MAJOR.SSS_ABI_MINOR below).
  *
  * VERSION HISTORY (a minor only appends; each addition is also marked "since 1.N" where it is):
  *   1.0  the first release.
  *   1.1  sss_conn.peer_identity: the verified client certificate of a mutual-TLS listener.
+ *   1.2  sss_upstream_result.flags (SSS_RESULT_POOLED: the attempt was served by the warm
+ *        pool); the SSS_EV_UPSTREAM_STATUS event and its on_upstream_status hook, through which
+ *        stages tell the host which upstreams are unhealthy or paused (admin, warm pool).
  *
  * This header is the whole contract between the `sssonector` host and a stage plugin. It is
  * shared by the host (Swift), by StageKit (the Swift SDK) and by plugins in C or any language
@@ -70,7 +73,7 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 
 #define SSS_ABI_MAJOR 1u
-#define SSS_ABI_MINOR 1u  /* 1.1: sss_conn.peer_identity */
+#define SSS_ABI_MINOR 2u  /* 1.1: sss_conn.peer_identity; 1.2: pooled results, upstream status */
 
 /** The one symbol a stage library exports. */
 #define SSS_ENTRY_SYMBOL "sss_stage_entry"
@@ -259,6 +262,12 @@ typedef struct sss_upstream_set {
 #define SSS_EV_STATS (1ull << 9)
 #define SSS_EV_CONTROL (1ull << 10)
 #define SSS_EV_ALL_V1 0x7FFull  /* every event of 1.0 */
+#define SSS_EV_UPSTREAM_STATUS (1ull << 11)  /* since 1.2: on_upstream_status */
+#define SSS_EV_ALL_V1_2 0xFFFull             /* every event of 1.2 */
+
+/* upstream status bits a stage reports in on_upstream_status (since 1.2) */
+#define SSS_STATUS_UNHEALTHY (1u << 0)  /* failing its health checks: `healthy: false` in /stats */
+#define SSS_STATUS_PAUSED (1u << 1)     /* healthy, but takes no new connection now (open circuit) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Hook arguments and results                                                                  */
@@ -317,7 +326,14 @@ typedef struct sss_upstream_result {
     int32_t os_errno;           /* 0 when not from the OS */
     uint32_t remaining_untried; /* eligible upstreams not yet tried for this connection */
     uint64_t latency_ns;        /* from connect start to outcome */
+    /* since 1.2: SSS_RESULT_* bits (0 from an older host). Check struct_size. */
+    uint32_t flags;
+    uint32_t reserved;
 } sss_upstream_result;
+
+/* sss_upstream_result.flags (since 1.2) */
+#define SSS_RESULT_POOLED (1u << 0)  /* served by a warm pool connection opened ahead (latency_ns
+                                        is the checkout's, not a connect's) */
 
 /* retry actions (what a stage says after a failed attempt) */
 #define SSS_RETRY_NO_OPINION 0u   /* the next stage, or the host's retry_attempts policy, decides */
@@ -536,6 +552,12 @@ typedef struct sss_stage_type {
     /** Control thread. `command` is JSON; the answer (one JSON value) goes into `sink`.
      *  SSS_E_ARGUMENT / SSS_E_UNSUPPORTED with a JSON {"error": ...} answer on bad commands. */
     sss_status (*on_control)(void *inst, sss_str command, const sss_sink *sink);
+    /** Since 1.2 (SSS_EV_UPSTREAM_STATUS). Any thread: the control thread (/stats) and the
+     *  event loops (warm-pool refills), concurrently with connection hooks. `status[i]` is
+     *  pre-filled 0 for item i of `set` (which carries live `active` figures); the stage ORs in
+     *  SSS_STATUS_* bits. This is how the host learns health: it never reads stage stats. */
+    void (*on_upstream_status)(void *inst, const sss_upstream_set *set, uint64_t now_ns,
+                               uint8_t *status);
 } sss_stage_type;
 
 /** What sss_stage_entry returns: a static description of the library. */

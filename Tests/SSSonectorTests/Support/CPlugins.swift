@@ -9,11 +9,11 @@ enum CPlugins {
     private static let directory = TestEnvironment.temporaryDirectory()
 
     /// The ABI fixture built with `variant` (a -D flag, or nil for the plain one);
-    /// `frozenHeader` builds against the frozen ABI 1.0 header copy.
-    static func fixture(_ variant: String?, frozenHeader: Bool = false) throws -> String {
+    /// `frozenAt` ("1.0", "1.1") builds against that release's frozen header copy.
+    static func fixture(_ variant: String?, frozenAt: String? = nil) throws -> String {
         let root = TestEnvironment.repositoryRoot
-        let include = frozenHeader ? "\(root)/Tests/Fixtures/abi-1.0" : "\(root)/Sources/StageABI/include"
-        let name = "libfixture-\(variant ?? "plain")\(frozenHeader ? "-frozen" : "").so"
+        let include = frozenAt.map { "\(root)/Tests/Fixtures/abi-\($0)" } ?? "\(root)/Sources/StageABI/include"
+        let name = "libfixture-\(variant ?? "plain")\(frozenAt.map { "-frozen-\($0)" } ?? "").so"
         return try build(name, source: "\(root)/Tests/Fixtures/fixture_stage.c", include: include,
                          defines: variant.map { ["-D\($0)"] } ?? [])
     }

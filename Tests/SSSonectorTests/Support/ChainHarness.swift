@@ -74,11 +74,21 @@ final class ChainHarness {
         c.beginAttempt(upstream: i, in: snapshot, attempt: 1)
         _ = c.report(outcome: outcome, upstream: i, in: snapshot, attempt: 1, osErrno: 0, latency: 1000,
                      remainingUntried: 0, now: now)
+        if outcome == SSS_CONNECT_OK {
+            // As the host does: the upstream's live `active` figure, which stages read.
+            let counters = snapshot.entries[i].counters
+            counters.figures.add(.active)
+            connectedTo[c.id] = counters
+        }
         return (c, snapshot.entries[i].name)
     }
 
+    /// The upstream counters of connections that connected, until they finish.
+    private var connectedTo: [UInt64: UpstreamCounters] = [:]
+
     /// Closes a connection normally.
     func finish(_ c: ConnectionChain, cause: UInt32 = SSS_CLOSE_CLIENT_EOF) {
+        connectedTo.removeValue(forKey: c.id)?.figures.subtract(.active)
         var info = ConnectionChain.CloseInfo(cause: cause)
         info.duration = now &- (c.acceptedAt)
         c.close(info, now: now)

@@ -1,0 +1,101 @@
+import ConfigValues
+import Foundation
+
+/// How many warm connections one pool (an upstream on one event loop) should hold, and when
+/// to shrink, retry and expire: pure rules over the times passed in, so the tests drive them
+/// with a manual clock (docs/architecture.md, "Warm upstream pool").
+///
+/// The target is Little's law: the connections taken while one refill is in flight are
+/// take rate × connect-and-handshake time; `headroom` covers bursts. It counts the idle ones
+/// already open (Envoy's preconnect did not, and grew 10k connections into 80k,
+/// envoyproxy/envoy#32753).
+struct PoolDemand {
+    /// The take rate is an exponentially decaying average over this window.
+    static let rateWindow: UInt64 = 10_000_000_000
+    /// The excess over the target shrinks by half once per interval (HAProxy's purge halves the
+    /// idle connections per `pool-purge-delay`), oldest first, never all at once.
+    static let shrinkInterval: UInt64 = 5_000_000_000
+    /// A setup time is never estimated below this, so any demand keeps at least one warm.
+    static let minimumSetupTime: Double = 1e-6
+
+    /// Takes per second, decayed to `rateUpdatedAt`.
+    private var rate: Double = 0
+    private var rateUpdatedAt: UInt64 = 0
+    /// Connect-and-handshake time in seconds: a moving average of refills and cold connects.
+    private(set) var setupTime: Double = 0
+    private var lastShrinkAt: UInt64?
+
+    /// A client wanted a connection (hit or miss).
+    mutating func recordTake(now: UInt64) {
+        rate = rate(at: now) + 1 / Self.windowSeconds
+        rateUpdatedAt = now
+    }
+
+    /// One connect (and TLS handshake) took `nanoseconds`.
+    mutating func recordSetup(nanoseconds: UInt64) {
+        let seconds = Double(nanoseconds) / 1e9
+        setupTime = setupTime == 0 ? seconds : setupTime * 0.75 + seconds * 0.25
+    }
+
+    /// Takes per second as of `now`.
+    func rate(at now: UInt64) -> Double {
+        guard now > rateUpdatedAt else { return rate }
+        return rate * exp(-Double(now - rateUpdatedAt) / Double(Self.rateWindow))
+    }
+
+    /// The number of warm connections to hold now.
+    func target(now: UInt64, _ s: PoolSettings) -> Int {
+        let r = rate(at: now)
+        // Less than half a take per window is no demand: back to min_idle.
+        guard r * Self.windowSeconds >= 0.5 else { return s.minIdle }
+        let wanted = (r * max(setupTime, Self.minimumSetupTime) * s.headroom).rounded(.up)
+        return min(max(Int(min(wanted, 1e6)), s.minIdle), s.maxIdle)
+    }
+
+    /// How many of the oldest idle connections to close now (0 unless a shrink is due).
+    mutating func shrinkCount(idle: Int, target: Int, now: UInt64) -> Int {
+        guard idle > target else {
+            lastShrinkAt = nil  // the next excess waits a whole interval
+            return 0
+        }
+        guard let last = lastShrinkAt else {
+            lastShrinkAt = now
+            return 0
+        }
+        guard now &- last >= Self.shrinkInterval else { return 0 }
+        lastShrinkAt = now
+        return (idle - target + 1) / 2
+    }
+
+    /// When a connection that became idle at `readyAt` expires: `maxIdleTime` less up to 10%
+    /// (`jitter` in 0..<1), so a batch opened together does not expire together (HikariCP's
+    /// "negative attenuation").
+    static func expiry(readyAt: UInt64, maxIdleTime: UInt64, jitter: Double) -> UInt64 {
+        let cut = UInt64(Double(maxIdleTime) * 0.1 * min(max(jitter, 0), 0.999_999))
+        return readyAt.addingSaturated(maxIdleTime - cut)
+    }
+
+    private static var windowSeconds: Double { Double(rateWindow) / 1e9 }
+}
+
+/// Refill backoff after failures: 100 ms doubling to 30 s; a success resets it.
+struct RefillBackoff {
+    static let first: UInt64 = 100_000_000
+    static let longest: UInt64 = 30_000_000_000
+    private(set) var failures = 0
+    private(set) var retryAt: UInt64 = 0
+
+    /// Whether a refill may start at `now`.
+    func allows(now: UInt64) -> Bool { failures == 0 || now >= retryAt }
+
+    mutating func failed(now: UInt64) {
+        failures += 1
+        let shift = UInt64(min(failures - 1, 20))
+        retryAt = now.addingSaturated(min(Self.first << shift, Self.longest))
+    }
+
+    mutating func succeeded() {
+        failures = 0
+        retryAt = 0
+    }
+}
