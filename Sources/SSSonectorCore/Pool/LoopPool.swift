@@ -13,6 +13,7 @@ final class LoopPool {
     private var opening: [ObjectIdentifier: WarmConnection] = [:]
     private var demand = PoolDemand()
     private var backoff = RefillBackoff()
+    private var learned = LearnedIdleLimit()
     private var publishedTarget = 0
     /// The stages' view, from the last status query: no refills while false.
     private var eligible = true
@@ -29,6 +30,14 @@ final class LoopPool {
     }
 
     private var figures: FigureValues<PoolFigure> { entry.counters.pool }
+
+    /// How long a connection may stay idle: `max_idle_time` (short for greetings), or less when
+    /// the upstream was seen closing idle connections sooner.
+    var idleLimit: UInt64 { min(settings.effectiveMaxIdleTime, learned.limit ?? .max) }
+
+    private func expiry(of warm: WarmConnection) -> UInt64 {
+        PoolDemand.expiry(readyAt: warm.readyAt, maxIdleTime: idleLimit, jitter: warm.jitter)
+    }
     var idleCount: Int { idle.count }
 
     // MARK: checkout
@@ -41,7 +50,9 @@ final class LoopPool {
         defer { refill(now: now) }
         while let warm = idle.popLast() {
             leaveIdle(warm)
-            if warm.isStillOpen {
+            if expiry(of: warm) <= now {
+                evict(warm, .idleTimeout)
+            } else if warm.isStillOpen {
                 figures.add(.hits)
                 if let greeting = warm.greeting { figures.add(.greetings, UInt64(greeting.readableBytes)) }
                 return warm
@@ -98,8 +109,6 @@ final class LoopPool {
             backoff.succeeded()
             warm.state = .idle
             warm.readyAt = now
-            warm.expiresAt = PoolDemand.expiry(readyAt: now, maxIdleTime: settings.effectiveMaxIdleTime,
-                                               jitter: Double.random(in: 0..<1))
             idle.append(warm)
             figures.add(.idle)
         case (.opening, .lost), (.opening, .data):
@@ -111,11 +120,20 @@ final class LoopPool {
             } else {
                 removeIdle(warm)
                 evict(warm, .unexpectedData)
+                // An upstream that talks on idle connections would make every refill fail the
+                // same way: back off as after a failed refill, and say what to set.
+                backoff.failed(now: now)
+                group.logUnexpectedData(entry.name, failures: backoff.failures)
                 refill(now: now)
             }
         case (.idle, .lost):
             removeIdle(warm)
             evict(warm, .peerClosed)
+            let before = learned.limit
+            learned.peerClosed(age: now &- warm.readyAt)
+            if before == nil, let limit = learned.limit, limit < settings.effectiveMaxIdleTime {
+                group.logLearnedIdleLimit(entry.name, limit: limit)
+            }
             refill(now: now)
         default:
             break  // taken or closed: not ours any more
@@ -149,10 +167,13 @@ final class LoopPool {
         eligible = status == 0
         if status & UInt8(SSS_STATUS_UNHEALTHY) != 0 { evictAll(.unhealthy) }
         else if status & UInt8(SSS_STATUS_PAUSED) != 0 { evictAll(.circuitOpen) }
-        while let oldest = idle.first, oldest.expiresAt <= now {
-            idle.removeFirst()
-            leaveIdle(oldest)
-            evict(oldest, .idleTimeout)
+        let expired = idle.filter { expiry(of: $0) <= now }
+        if !expired.isEmpty {
+            idle.removeAll { expiry(of: $0) <= now }
+            for warm in expired {
+                leaveIdle(warm)
+                evict(warm, .idleTimeout)
+            }
         }
         publishTarget(now: now)
         let excess = demand.shrinkCount(idle: idle.count, target: max(publishedTarget, settings.minIdle), now: now)

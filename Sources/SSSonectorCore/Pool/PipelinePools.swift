@@ -187,6 +187,20 @@ final class LoopPools {
         }
     }
 
+    /// One line when an upstream starts sending bytes on idle connections.
+    func logUnexpectedData(_ upstream: String, failures: Int) {
+        guard failures == 1 else { return }
+        logger.warning("upstream sent bytes on an idle warm connection; closed it (set pool.server_speaks_first for SMTP, MySQL, SSH)",
+                       metadata: ["upstream": "\(upstream)"])
+    }
+
+    /// One line when a pool learns that its upstream closes idle connections sooner than
+    /// `max_idle_time`.
+    func logLearnedIdleLimit(_ upstream: String, limit: UInt64) {
+        logger.info("upstream closes idle connections early; the warm pool now retires them sooner",
+                    metadata: ["upstream": "\(upstream)", "idle_limit_ms": "\(limit / 1_000_000)"])
+    }
+
     /// One line when a pool's refills start failing (not one per attempt: they back off).
     func logRefillFailure(_ upstream: String, failures: Int) {
         guard failures == 1 else { return }

@@ -99,3 +99,26 @@ struct RefillBackoff {
         retryAt = 0
     }
 }
+
+/// The upstream's own idle timeout, learned from the ages at which it closed idle pooled
+/// connections: the pool retires its connections at 80% of it, before the upstream does, so a
+/// client is never handed a connection the upstream is about to close (the race Envoy's
+/// maintainers feared in envoyproxy/envoy#2755). The oldest of the last four closes counts, so
+/// one early close (an upstream restart) does not shrink the limit.
+struct LearnedIdleLimit {
+    static let observations = 4
+    static let margin = 0.8
+    private var ages: [UInt64] = []
+
+    /// The upstream closed an idle connection `age` nanoseconds after it became ready.
+    mutating func peerClosed(age: UInt64) {
+        ages.append(age)
+        if ages.count > Self.observations { ages.removeFirst() }
+    }
+
+    /// The idle time to stay under, once the upstream has closed two idle connections.
+    var limit: UInt64? {
+        guard ages.count >= 2, let oldest = ages.max() else { return nil }
+        return UInt64(Double(oldest) * Self.margin)
+    }
+}

@@ -10,8 +10,8 @@ final class WarmConnection {
     /// When the refill started, and when it became ready (TCP up, TLS verified).
     let startedAt: UInt64
     var readyAt: UInt64 = 0
-    /// `readyAt` + the idle time less its jitter.
-    var expiresAt: UInt64 = .max
+    /// This connection's share (0..<1) of the idle-time jitter.
+    let jitter = Double.random(in: 0..<1)
     /// What a server-speaks-first upstream sent while idle: the client gets it first.
     var greeting: ByteBuffer?
     fileprivate(set) var handler: WarmIdleHandler?
