@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sssonector-bench",
         abstract: "Load generator and echo upstream for measuring SSSonector (and anything else that relays TCP).",
-        subcommands: [Load.self, Echo.self],
+        subcommands: [Load.self, Echo.self, Delay.self],
         defaultSubcommand: Load.self)
 }
 
