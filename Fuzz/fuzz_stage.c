@@ -1,7 +1,7 @@
 /*
  * The stage behind the ABI fuzz target: every answer it gives the host (verdicts, reason codes
  * and texts, narrowed events, eligibility, selections, retry advice, grants, close reasons,
- * stats and control answers) is read from a tape of fuzzer bytes set with sss_fuzz_set_tape.
+ * stats and control answers, upstream status bits) is read from a tape of fuzzer bytes set with sss_fuzz_set_tape.
  * It keeps the ABI's memory rules (it never writes past a buffer it was given): those cannot be
  * checked by a host, only the values can.
  */
@@ -101,13 +101,19 @@ static sss_status fz_control(void *inst, sss_str command, const sss_sink *sink) 
     return (sss_status)(int8_t)take(1);
 }
 
+static void fz_status(void *inst, const sss_upstream_set *set, uint64_t now, uint8_t *status) {
+    (void)inst; (void)now;
+    for (uint32_t i = 0; i < set->count; i++) status[i] = (uint8_t)take(1);  /* any bits, known or not */
+}
+
 static const sss_stage_type types[] = {{
     .struct_size = sizeof(sss_stage_type), .name = "fuzz", .description = "answers from a tape of fuzzer bytes",
     .supported_events = SSS_EV_OPEN | SSS_EV_FILTER_UPSTREAMS | SSS_EV_SELECT_UPSTREAM | SSS_EV_UPSTREAM_RESULT |
-                        SSS_EV_DATA_UP | SSS_EV_DATA_DOWN | SSS_EV_DATA_SLICES | SSS_EV_CLOSE | SSS_EV_STATS | SSS_EV_CONTROL,
+                        SSS_EV_DATA_UP | SSS_EV_DATA_DOWN | SSS_EV_DATA_SLICES | SSS_EV_CLOSE | SSS_EV_STATS | SSS_EV_CONTROL |
+                        SSS_EV_UPSTREAM_STATUS,
     .create = fz_create, .destroy = fz_destroy, .on_open = fz_open, .on_filter_upstreams = fz_filter,
     .on_select_upstream = fz_select, .on_upstream_result = fz_result, .on_data = fz_data, .on_close = fz_close,
-    .on_stats = fz_stats, .on_control = fz_control,
+    .on_stats = fz_stats, .on_control = fz_control, .on_upstream_status = fz_status,
 }};
 
 static const sss_module module = {

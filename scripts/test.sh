@@ -3,7 +3,7 @@
 # Debian when it is missing, then
 #   1. the test suite (unit, plugin loading, end-to-end through real sockets and real .so files);
 #   2. each libFuzzer target for a short, bounded time (scripts/fuzz.sh), on the kept corpus;
-#   3. the chain, relay, stage and fault suites under ThreadSanitizer (scripts/sanitizers.sh).
+#   3. the chain, relay, stage, fault and warm-pool suites under ThreadSanitizer (scripts/sanitizers.sh).
 # SSSONECTOR_QUICK=1 runs step 1 only (what `swift test` alone would, with the packages checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +20,5 @@ scripts/fuzz.sh "${SSSONECTOR_FUZZ_SECONDS:-60}"
 echo "fuzzing: $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
-scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests"
+scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests|WarmPoolEndToEndTests|PoolDemandTests"
 echo "thread sanitizer: $(( $(date +%s) - start )) s"

@@ -64,7 +64,8 @@ final class FuzzRig: @unchecked Sendable {  // one fuzzing thread
                 tried.insert(snapshot.entries[index].id)
                 connection.beginAttempt(upstream: index, in: snapshot, attempt: attempt)
                 _ = connection.report(outcome: attempt == 3 ? SSS_CONNECT_OK : SSS_CONNECT_REFUSED, upstream: index, in: snapshot,
-                                      attempt: attempt, osErrno: 111, latency: 5, remainingUntried: 1, now: 3)
+                                      attempt: attempt, osErrno: 111, latency: 5, remainingUntried: 1, now: 3,
+                                      pooled: attempt == 3 && seed & 1 == 1)
             }
             var received: UInt64 = 0
             for step in 0..<4 {
@@ -81,6 +82,9 @@ final class FuzzRig: @unchecked Sendable {  // one fuzzing thread
         }
         connection.close(info, now: 5)
         _ = stage.statsJSON()
+        let status = chain.upstreamStatus(of: table.current, now: 6)
+        precondition(status.count == table.current.count, "a status per upstream")
+        precondition(status.allSatisfy { $0 & ~UInt8(SSS_STATUS_UNHEALTHY | SSS_STATUS_PAUSED) == 0 }, "status bits outside the ABI reached the host")
         _ = ControlAnswer.response(stage: stage, body: #"{"op":"get"}"#)
         stage.destroy()
     }

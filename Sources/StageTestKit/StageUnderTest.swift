@@ -61,6 +61,28 @@ public final class StageUnderTest {
     /// Runs the tick hook once (as the host does every `tickIntervalMilliseconds`).
     public func tick() { instance.tick(now: clock.monotonicNanoseconds()) }
 
+    /// What the stage reports about each upstream (`UpstreamStatusHook`, as the host asks it for
+    /// `/stats` and for its warm pool), by upstream name.
+    public func upstreamStatus() -> [String: UpstreamStatus] {
+        let bits = chain.upstreamStatus(of: table.current, now: clock.monotonicNanoseconds())
+        var result: [String: UpstreamStatus] = [:]
+        for (i, name) in upstreamNames.enumerated() where i < bits.count {
+            result[name] = UpstreamStatus(unhealthy: bits[i] & UInt8(SSS_STATUS_UNHEALTHY) != 0,
+                                          paused: bits[i] & UInt8(SSS_STATUS_PAUSED) != 0)
+        }
+        return result
+    }
+
+    /// One upstream's status as a stage reports it.
+    public struct UpstreamStatus: Equatable, Sendable {
+        public var unhealthy: Bool
+        public var paused: Bool
+        public init(unhealthy: Bool = false, paused: Bool = false) {
+            self.unhealthy = unhealthy
+            self.paused = paused
+        }
+    }
+
     /// The stage's `/stats` JSON, parsed; nil when it has no stats hook.
     public func stats() -> JSONValue? {
         instance.statsJSON().flatMap { try? JSONValue.parse($0) }

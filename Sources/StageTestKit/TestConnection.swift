@@ -65,9 +65,9 @@ public final class TestConnection {
 
     /// Reports the connect attempt to the chosen upstream: `nil` for success, else the outcome's
     /// stable name (`refused`, `timeout`, ...). Returns the retry advice: nil for no opinion, else
-    /// the delay in nanoseconds, or `.max` for give up.
+    /// the delay in nanoseconds, or `.max` for give up. `pooled`: the host's warm pool served it.
     @discardableResult
-    public func reportConnect(failure outcome: String? = nil, latencyNanoseconds: UInt64 = 1_000_000) -> UInt64? {
+    public func reportConnect(failure outcome: String? = nil, latencyNanoseconds: UInt64 = 1_000_000, pooled: Bool = false) -> UInt64? {
         guard let index = chosen else { return nil }
         attempts += 1
         let snapshot = stage.table.current
@@ -75,7 +75,7 @@ public final class TestConnection {
         let code = outcome.map(Self.outcomeCode) ?? SSS_CONNECT_OK
         let decision = chain.report(outcome: code, upstream: index, in: snapshot, attempt: attempts, osErrno: 0,
                                     latency: latencyNanoseconds, remainingUntried: max(0, snapshot.count - attempts),
-                                    now: stage.clock.monotonicNanoseconds())
+                                    now: stage.clock.monotonicNanoseconds(), pooled: pooled)
         switch decision.action {
         case SSS_RETRY_AFTER: return decision.retry_after_ns
         case SSS_RETRY_GIVE_UP: return .max

@@ -32,6 +32,9 @@ import Testing
         h.finish(b)
         let (d, fourth) = h.attempt()
         #expect(fourth == "b")
+        // The stats show the host's live counts, as of the status query before them.
+        _ = h.chain.upstreamStatus(of: h.table.current, now: h.now)
+        #expect(h.stats(0)["upstreams"]?["a"]?["active"] == 1 && h.stats(0)["upstreams"]?["b"]?["active"] == 1)
         for open in [a, c, d] { h.finish(open) }
     }
 
@@ -69,6 +72,8 @@ import Testing
         }
         #expect(h.stats(0)["upstreams"]?["a"]?["healthy"] == false)
         #expect(h.stats(0)["upstreams"]?["a"]?["last_error"] == "connect refused")
+        // The host hears it through the ABI (on_upstream_status), not from the stats JSON.
+        #expect(h.chain.upstreamStatus(of: snapshot, now: h.now) == [UInt8(SSS_STATUS_UNHEALTHY), 0, 0])
         #expect(!picks(h, 6).contains("a"))
     }
 

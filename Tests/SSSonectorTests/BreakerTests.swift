@@ -85,7 +85,10 @@ import Testing
         let h = try ChainHarness(stages: [("breaker", config)], upstreams: ["a", "b"])
         #expect(h.control(0, #"{"op": "trip", "upstream": "b"}"#) == ["upstream": "b", "state": "open"])
         #expect(state(h, "b") == "open")
+        // The host hears it through the ABI (on_upstream_status): b is paused, not unhealthy.
+        #expect(h.chain.upstreamStatus(of: h.table.current, now: h.now) == [0, UInt8(SSS_STATUS_PAUSED)])
         #expect(h.control(0, #"{"op": "reset", "upstream": "b"}"#) == ["upstream": "b", "state": "closed"])
+        #expect(h.chain.upstreamStatus(of: h.table.current, now: h.now) == [0, 0])
         #expect(h.control(0, #"{"op": "reset", "upstream": "zz"}"#)["error"] == #"upstream: no upstream named "zz""#)
     }
 }

@@ -5,7 +5,7 @@ extension StageChain {
     /// `on_upstream_status`), over a view with live `active` figures. The host's only source of
     /// upstream health: `/stats` shows it as `healthy`, the warm pool refills only upstreams
     /// no stage flags. Called per pool maintenance pass and per `/stats`, not per connection.
-    func upstreamStatus(of snapshot: UpstreamSnapshot, now: UInt64) -> [UInt8] {
+    public func upstreamStatus(of snapshot: UpstreamSnapshot, now: UInt64) -> [UInt8] {
         var status = [UInt8](repeating: 0, count: snapshot.count)
         let reporters = stages.filter(\.reportsUpstreamStatus)
         guard !reporters.isEmpty, snapshot.count > 0 else { return status }
