@@ -20,14 +20,22 @@ import Testing
         var d = PoolDemand()
         #expect(d.target(now: 0, settings(min: 2)) == 2)  // no demand: min_idle
         d.recordSetup(nanoseconds: 100 * ms)  // 100 ms to connect and handshake
-        // 200 takes per second for 10 s: the decayed average approaches 200/s × (1 − 1/e).
-        for i in 0..<2000 { d.recordTake(now: UInt64(i) * 5 * ms) }
+        for i in 0..<2000 { d.recordTake(now: UInt64(i) * 5 * ms) }  // 200 takes per second for 10 s
         let rate = d.rate(at: 10 * s)
-        #expect(rate > 120 && rate < 130)
-        // ceil(126/s × 0.1 s × 1.5) = 19, clamped to max_idle 16.
+        #expect(rate > 195 && rate < 205)
+        // ceil(200/s × 0.1 s × 1.5) = 30, clamped to max_idle 16.
         #expect(d.target(now: 10 * s, settings()) == 16)
         #expect(d.target(now: 10 * s, settings(max: 64)) == Int((rate * 0.1 * 1.5).rounded(.up)))
         #expect(d.target(now: 10 * s, settings(max: 64, headroom: 1)) == Int((rate * 0.1).rounded(.up)))
+    }
+
+    @Test func theRateGrowsWithinASecondAndShrinksOverTen() {
+        var d = PoolDemand()
+        for i in 0..<100 { d.recordTake(now: UInt64(i) * 10 * ms) }  // a one-second surge of 100/s
+        #expect(d.rate(at: 1 * s) > 60)  // the 1 s average has caught up
+        // Five seconds later the 1 s average is gone; the 10 s one keeps a part.
+        let later = d.rate(at: 6 * s)
+        #expect(later > 5 && later < 7)
     }
 
     @Test func anyDemandKeepsOneWarmAndNoDemandFallsBackToMinIdle() {

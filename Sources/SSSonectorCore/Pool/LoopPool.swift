@@ -19,9 +19,10 @@ final class LoopPool {
     private var eligible = true
     private(set) var isClosed = false
 
-    /// Refills in flight per pool: enough to keep up with demand, bounded so a pool cannot
-    /// flood a slow upstream with connects.
-    static let maximumConcurrentRefills = 4
+    /// Refills in flight per pool: up to the target (which is what demand consumes during one
+    /// refill), at least this many, and never more than `max_idle`: a pool cannot flood a slow
+    /// upstream with connects.
+    static let minimumConcurrentRefills = 4
 
     init(entry: UpstreamEntry, settings: PoolSettings, group: LoopPools) {
         self.entry = entry
@@ -76,8 +77,8 @@ final class LoopPool {
     func refill(now: UInt64) {
         publishTarget(now: now)
         guard !isClosed, eligible, backoff.allows(now: now) else { return }
-        while idle.count + opening.count < publishedTarget, opening.count < Self.maximumConcurrentRefills,
-              group.reserveSlot() {
+        let concurrency = max(Self.minimumConcurrentRefills, publishedTarget)
+        while idle.count + opening.count < publishedTarget, opening.count < concurrency, group.reserveSlot() {
             let warm = WarmConnection(startedAt: now)
             opening[ObjectIdentifier(warm)] = warm
             figures.add(.refilling)

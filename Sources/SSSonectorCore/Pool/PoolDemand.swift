@@ -10,7 +10,10 @@ import Foundation
 /// already open (Envoy's preconnect did not, and grew 10k connections into 80k,
 /// envoyproxy/envoy#32753).
 struct PoolDemand {
-    /// The take rate is an exponentially decaying average over this window.
+    /// The take rate is the larger of two exponentially decaying averages: over 1 s, so the
+    /// pool grows within a second of a surge, and over 10 s, so it shrinks slowly after one
+    /// (HAProxy sizes by the larger of the current and the previous period's use, too).
+    static let fastWindow: UInt64 = 1_000_000_000
     static let rateWindow: UInt64 = 10_000_000_000
     /// The excess over the target shrinks by half once per interval (HAProxy's purge halves the
     /// idle connections per `pool-purge-delay`), oldest first, never all at once.
@@ -18,8 +21,9 @@ struct PoolDemand {
     /// A setup time is never estimated below this, so any demand keeps at least one warm.
     static let minimumSetupTime: Double = 1e-6
 
-    /// Takes per second, decayed to `rateUpdatedAt`.
-    private var rate: Double = 0
+    /// Takes per second over each window, decayed to `rateUpdatedAt`.
+    private var fastRate: Double = 0
+    private var slowRate: Double = 0
     private var rateUpdatedAt: UInt64 = 0
     /// Connect-and-handshake time in seconds: a moving average of refills and cold connects.
     private(set) var setupTime: Double = 0
@@ -27,8 +31,9 @@ struct PoolDemand {
 
     /// A client wanted a connection (hit or miss).
     mutating func recordTake(now: UInt64) {
-        rate = rate(at: now) + 1 / Self.windowSeconds
-        rateUpdatedAt = now
+        fastRate = Self.decayed(fastRate, Self.fastWindow, from: rateUpdatedAt, to: now) + 1 / Self.seconds(Self.fastWindow)
+        slowRate = Self.decayed(slowRate, Self.rateWindow, from: rateUpdatedAt, to: now) + 1 / Self.seconds(Self.rateWindow)
+        rateUpdatedAt = max(rateUpdatedAt, now)
     }
 
     /// One connect (and TLS handshake) took `nanoseconds`.
@@ -39,15 +44,22 @@ struct PoolDemand {
 
     /// Takes per second as of `now`.
     func rate(at now: UInt64) -> Double {
-        guard now > rateUpdatedAt else { return rate }
-        return rate * exp(-Double(now - rateUpdatedAt) / Double(Self.rateWindow))
+        max(Self.decayed(fastRate, Self.fastWindow, from: rateUpdatedAt, to: now),
+            Self.decayed(slowRate, Self.rateWindow, from: rateUpdatedAt, to: now))
     }
+
+    private static func decayed(_ rate: Double, _ window: UInt64, from then: UInt64, to now: UInt64) -> Double {
+        guard now > then else { return rate }
+        return rate * exp(-Double(now - then) / Double(window))
+    }
+
+    private static func seconds(_ ns: UInt64) -> Double { Double(ns) / 1e9 }
 
     /// The number of warm connections to hold now.
     func target(now: UInt64, _ s: PoolSettings) -> Int {
         let r = rate(at: now)
-        // Less than half a take per window is no demand: back to min_idle.
-        guard r * Self.windowSeconds >= 0.5 else { return s.minIdle }
+        // Less than half a take per long window is no demand: back to min_idle.
+        guard r * Self.seconds(Self.rateWindow) >= 0.5 else { return s.minIdle }
         let wanted = (r * max(setupTime, Self.minimumSetupTime) * s.headroom).rounded(.up)
         return min(max(Int(min(wanted, 1e6)), s.minIdle), s.maxIdle)
     }
@@ -74,8 +86,6 @@ struct PoolDemand {
         let cut = UInt64(Double(maxIdleTime) * 0.1 * min(max(jitter, 0), 0.999_999))
         return readyAt.addingSaturated(maxIdleTime - cut)
     }
-
-    private static var windowSeconds: Double { Double(rateWindow) / 1e9 }
 }
 
 /// Refill backoff after failures: 100 ms doubling to 30 s; a success resets it.
