@@ -23,10 +23,12 @@ import Testing
         for i in 0..<2000 { d.recordTake(now: UInt64(i) * 5 * ms) }  // 200 takes per second for 10 s
         let rate = d.rate(at: 10 * s)
         #expect(rate > 195 && rate < 205)
-        // ceil(200/s × 0.1 s × 1.5) = 30, clamped to max_idle 16.
+        // m = 200/s × 0.1 s = 20 takes per refill: ceil(20 × 1.5 + 2√20) = 39, clamped to max_idle 16.
         #expect(d.target(now: 10 * s, settings()) == 16)
-        #expect(d.target(now: 10 * s, settings(max: 64)) == Int((rate * 0.1 * 1.5).rounded(.up)))
-        #expect(d.target(now: 10 * s, settings(max: 64, headroom: 1)) == Int((rate * 0.1).rounded(.up)))
+        let m = rate * 0.1
+        #expect(d.target(now: 10 * s, settings(max: 64)) == Int((m * 1.5 + 2 * m.squareRoot()).rounded(.up)))
+        #expect(d.target(now: 10 * s, settings(max: 64, headroom: 1)) == Int((m + 2 * m.squareRoot()).rounded(.up)))
+        #expect((38...40).contains(d.target(now: 10 * s, settings(max: 64))))
     }
 
     @Test func theRateGrowsWithinASecondAndShrinksOverTen() {

@@ -6,7 +6,7 @@ import Foundation
 /// with a manual clock (docs/architecture.md, "Warm upstream pool").
 ///
 /// The target is Little's law: the connections taken while one refill is in flight are
-/// take rate × connect-and-handshake time; `headroom` covers bursts. It counts the idle ones
+/// m = take rate × connect-and-handshake time; the target is m × `headroom` + 2√m (bursts). It counts the idle ones
 /// already open (Envoy's preconnect did not, and grew 10k connections into 80k,
 /// envoyproxy/envoy#32753).
 struct PoolDemand {
@@ -55,12 +55,19 @@ struct PoolDemand {
 
     private static func seconds(_ ns: UInt64) -> Double { Double(ns) / 1e9 }
 
+    /// Takes expected during one refill: Little's law, λ × T.
+    static func expectedTakes(rate: Double, setupTime: Double) -> Double { rate * setupTime }
+
     /// The number of warm connections to hold now.
     func target(now: UInt64, _ s: PoolSettings) -> Int {
         let r = rate(at: now)
         // Less than half a take per long window is no demand: back to min_idle.
         guard r * Self.seconds(Self.rateWindow) >= 0.5 else { return s.minIdle }
-        let wanted = (r * max(setupTime, Self.minimumSetupTime) * s.headroom).rounded(.up)
+        // m takes arrive, on average, while one refill is in flight. They arrive in bursts, not
+        // evenly: 2√m more covers the spread of a Poisson count (fewer than 3% of refill
+        // windows see more), `headroom` the error of the estimate itself.
+        let m = Self.expectedTakes(rate: r, setupTime: max(setupTime, Self.minimumSetupTime))
+        let wanted = (m * s.headroom + 2 * m.squareRoot()).rounded(.up)
         return min(max(Int(min(wanted, 1e6)), s.minIdle), s.maxIdle)
     }
 
