@@ -16,6 +16,11 @@ trap cleanup EXIT
 RTTS=("${@:-0 20ms}")
 read -r -a RTTS <<< "${RTTS[*]}"
 CONNS=${CONNS:-4}
+# Waits until something listens on 127.0.0.1:$1 (at most 10 s); fails loudly otherwise.
+listening() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on port $1" >&2; cat $D/*.log >&2; exit 1
+}
 $R/sssonector certs init --out $D/certs --name localhost > /dev/null
 $R/sssonector-bench echo -listen 127.0.0.1:19701 -threads 1 > /dev/null 2>&1 & PIDS+=($!)
 # The TLS server host (the tunnel's far end), in front of the echo upstream.
@@ -23,15 +28,17 @@ cat > $D/server.json <<JSON
 {"version":1,"name":"server","listen":{"address":"127.0.0.1:19702","tls":{"cert":"certs/server.pem","key":"certs/server.key","client_ca":"certs/ca.pem"}},
  "upstreams":[{"name":"echo","address":"127.0.0.1:19701"}]}
 JSON
-$R/sssonector run --log-level error $D/server.json > /dev/null 2>&1 & PIDS+=($!)
+$R/sssonector run --log-level error $D/server.json > $D/server.log 2>&1 & PIDS+=($!)
+listening 19701; listening 19702
 port=19710
 printf "%-6s %-6s %-5s %10s %10s %10s %7s\n" rtt up pool p50_ms p99_ms conn/s errors
 for rtt in "${RTTS[@]}"; do
   plain=19701; tls=19702
   if [ "$rtt" != 0 ]; then
-    $R/sssonector-bench delay -listen 127.0.0.1:19703 -target 127.0.0.1:19701 -rtt $rtt > /dev/null 2>&1 & PIDS+=($!)
-    $R/sssonector-bench delay -listen 127.0.0.1:19704 -target 127.0.0.1:19702 -rtt $rtt > /dev/null 2>&1 & PIDS+=($!)
+    $R/sssonector-bench delay -listen 127.0.0.1:19703 -target 127.0.0.1:19701 -rtt $rtt > $D/delay-plain.log 2>&1 & PIDS+=($!)
+    $R/sssonector-bench delay -listen 127.0.0.1:19704 -target 127.0.0.1:19702 -rtt $rtt > $D/delay-tls.log 2>&1 & PIDS+=($!)
     plain=19703; tls=19704
+    listening 19703; listening 19704
   fi
   for up in plain tls; do
     for pool in off on; do
@@ -44,10 +51,11 @@ for rtt in "${RTTS[@]}"; do
  "upstreams":[{"name":"u","address":"127.0.0.1:$target"$tlsopt}],
  "connection":{"pool":{"enabled":$enabled,"min_idle":2}}}
 JSON
-      $R/sssonector run --log-level error $D/host-$port.json > /dev/null 2>&1 & H=$!
-      sleep 1
+      $R/sssonector run --log-level ${HOST_LOG_LEVEL:-error} $D/host-$port.json > $D/host-$port.log 2>&1 & H=$!
+      listening $port; sleep 1
       out=$($R/sssonector-bench -target 127.0.0.1:$port -mode connect -connections $CONNS -payload 64 -duration 3s -warmup 2s --json)
       kill $H; wait $H 2>/dev/null
+      if echo "$out" | grep -q "\"errors\" *: *[1-9]"; then echo "errors; the host said:" >&2; grep -v "connection closed" $D/host-$port.log $D/delay-*.log >&2; echo "$out" >&2; fi
       echo "$out" | python3 -c "
 import json, sys
 d = json.load(sys.stdin)

@@ -12,6 +12,7 @@ enum DelayRelay {
                       roundTrip: UInt64, group: EventLoopGroup) throws -> Channel {
         try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)  // rebind while old connections are in TIME_WAIT
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { client in

@@ -74,6 +74,10 @@ final class LoopPool {
 
     /// Opens connections until idle + opening reaches the target, within the per-pool and
     /// pipeline-wide bounds, unless the upstream is not eligible or a failure is backing off.
+    /// A refill starts at once, on the take that needs it: pacing refills behind live traffic
+    /// (measured: one per millisecond, or a batch 2 ms later) lowered the median on loopback but
+    /// raised the p99 above a pool-less host's, as the deferred handshakes landed on later
+    /// clients (benchmarks/README.md, "Warm upstream pool").
     func refill(now: UInt64) {
         publishTarget(now: now)
         guard !isClosed, eligible, backoff.allows(now: now) else { return }
