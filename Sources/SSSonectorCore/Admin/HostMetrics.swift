@@ -62,21 +62,21 @@ final class HostMetrics: Sendable {
     }
 
     private func gauge(_ metric: String, _ help: String, _ labels: [(String, String)]) -> Gauge {
-        gauges.withLock { table in
-            let key = Self.key(metric, labels)
-            if let known = table[key] { return known }
-            let made = registry.makeGauge(descriptor: Self.descriptor(metric, help), labels: labels)
-            table[key] = made
-            return made
-        }
+        series(in: gauges, metric, help, labels) { registry.makeGauge(descriptor: $0, labels: $1) }
     }
 
     private func counter(_ metric: String, _ help: String, _ labels: [(String, String)]) -> Counter {
-        counters.withLock { table in
+        series(in: counters, metric, help, labels) { registry.makeCounter(descriptor: $0, labels: $1) }
+    }
+
+    /// The series for `metric` with `labels`, made once.
+    private func series<Series>(in table: Locked<[String: Series]>, _ metric: String, _ help: String, _ labels: [(String, String)],
+                                make: (MetricNameDescriptor, [(String, String)]) -> Series) -> Series {
+        table.withLock { known in
             let key = Self.key(metric, labels)
-            if let known = table[key] { return known }
-            let made = registry.makeCounter(descriptor: Self.descriptor(metric, help), labels: labels)
-            table[key] = made
+            if let existing = known[key] { return existing }
+            let made = make(Self.descriptor(metric, help), labels)
+            known[key] = made
             return made
         }
     }
