@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SSSonectorCore
 
 /// `sssonector certs init --out DIR [--name HOST]...`.
@@ -19,6 +20,9 @@ struct CertsCommand: ParsableCommand {
         @Option(help: "The client certificate's common name and DNS name.")
         var clientName = "sssonector-client"
 
+        @Option(help: "Also issue connector-NAME.pem/.key: a client certificate whose identity (common name and DNS name) is NAME, one per tunnel client or connector host, signed by the CA in --out (made first when there is none).")
+        var connector: String?
+
         @Option(help: "Validity in days.")
         var days = 825
 
@@ -34,8 +38,15 @@ struct CertsCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let files = try CertificateKit.initialize(.init(directory: out, serverNames: names, clientName: clientName,
-                                                                validityDays: days, overwrite: force))
+                var files: [String] = []
+                let haveCA = FileManager.default.fileExists(atPath: "\(out)/ca.pem") || FileManager.default.fileExists(atPath: "\(out)/ca.key")
+                if connector == nil || !haveCA {
+                    files += try CertificateKit.initialize(.init(directory: out, serverNames: names, clientName: clientName,
+                                                                 validityDays: days, overwrite: force))
+                }
+                if let connector {
+                    files += try CertificateKit.issueConnector(name: connector, directory: out, validityDays: days, overwrite: force)
+                }
                 files.forEach { print($0) }
             } catch let failure as CertificateKit.Failure {
                 printError(failure.description)

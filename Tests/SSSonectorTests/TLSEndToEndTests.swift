@@ -73,6 +73,29 @@ import SSSonectorDemo
         #expect(again.status == 2 && again.stderr.contains("exists (use --force"))
     }
 
+    @Test func connectorCertificatesCarryTheirIdentityAndChainToTheTunnelCA() throws {
+        let dir = try certificates()
+        let name = "db1.connector.example"
+        let issued = try HostProcess.runToEnd(["certs", "init", "--out", dir, "--connector", name])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(issued.stdout.split(separator: "\n").count == 2)  // the existing CA signs it; nothing else is rewritten
+        let mode = (try FileManager.default.attributesOfItem(atPath: "\(dir)/connector-\(name).key")[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        let verify = try openssl(["verify", "-CAfile", "\(dir)/ca.pem", "-purpose", "sslclient", "\(dir)/connector-\(name).pem"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let subject = try openssl(["x509", "-in", "\(dir)/connector-\(name).pem", "-noout", "-subject", "-ext", "subjectAltName"])
+        #expect(subject.stdout.contains("CN = \(name)") && subject.stdout.contains("DNS:\(name)"), "\(subject.stdout)")
+        let again = try HostProcess.runToEnd(["certs", "init", "--out", dir, "--connector", name])
+        #expect(again.status == 2 && again.stderr.contains("connector-\(name).pem exists (use --force"))
+        let bad = try HostProcess.runToEnd(["certs", "init", "--out", dir, "--connector", "../evil"])
+        #expect(bad.status == 2 && bad.stderr.contains("expected a DNS-style name"))
+        // In an empty folder it makes the CA set first, then the connector's.
+        let fresh = TestEnvironment.temporaryDirectory() + "/fresh"
+        let both = try HostProcess.runToEnd(["certs", "init", "--out", fresh, "--connector", "edge-1"])
+        #expect(both.status == 0 && both.stdout.split(separator: "\n").count == 8, "\(both.stdout)\(both.stderr)")
+        #expect(try openssl(["verify", "-CAfile", "\(fresh)/ca.pem", "\(fresh)/connector-edge-1.pem"]).status == 0)
+    }
+
     @Test func bytesCrossTheMutualTLSTunnelIntact() async throws {
         let certs = try certificates()
         let echo = try await EchoUpstreams(count: 1)

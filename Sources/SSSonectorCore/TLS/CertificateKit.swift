@@ -67,9 +67,52 @@ public enum CertificateKit {
             ("server.pem", try server.0.serializeAsPEM().pemString, 0o644), ("server.key", server.1.pemRepresentation, 0o600),
             ("client.pem", try client.0.serializeAsPEM().pemString, 0o644), ("client.key", client.1.pemRepresentation, 0o600),
         ]
+        return try write(outputs, in: o.directory)
+    }
+
+    /// Issues a connector certificate (reverse tunnel, docs/pipeline-reference.md) signed by the
+    /// CA in `directory`: `connector-NAME.pem` and `connector-NAME.key`, for client
+    /// authentication, with NAME as its common name and DNS name: the identity a relay's
+    /// `services.*.allow` lists. Returns the two paths.
+    @discardableResult
+    public static func issueConnector(name: String, directory: String, validityDays: Int = 825, overwrite: Bool = false,
+                                      notBefore: Date = Date().addingTimeInterval(-300)) throws -> [String] {
+        guard isConnectorName(name) else {
+            throw Failure(description: "--connector \(name.debugDescription): expected a DNS-style name (letters, digits, '-', '.'; 1...253 characters)")
+        }
+        let fm = FileManager.default
+        let caPath = "\(directory)/ca.pem", caKeyPath = "\(directory)/ca.key"
+        let ca: Certificate
+        let caKey: P256.Signing.PrivateKey
+        do {
+            ca = try Certificate(pemEncoded: try String(contentsOfFile: caPath, encoding: .utf8))
+            caKey = try P256.Signing.PrivateKey(pemRepresentation: try String(contentsOfFile: caKeyPath, encoding: .utf8))
+        } catch {
+            throw Failure(description: "\(caPath), \(caKeyPath): cannot read the CA that signs connector certificates (\(error)); `certs init --out \(directory)` makes one")
+        }
+        let names = ["connector-\(name).pem", "connector-\(name).key"]
+        if !overwrite, let existing = names.first(where: { fm.fileExists(atPath: "\(directory)/\($0)") }) {
+            throw Failure(description: "\(directory)/\(existing) exists (use --force to replace it)")
+        }
+        let notAfter = notBefore.addingTimeInterval(TimeInterval(validityDays) * 86_400)
+        let (certificate, key) = try leaf(commonName: name, names: [name], usage: .clientAuth, ca: ca, caKey: caKey,
+                                          notBefore: notBefore, notAfter: notAfter)
+        return try write([(names[0], try certificate.serializeAsPEM().pemString, 0o644), (names[1], key.pemRepresentation, 0o600)],
+                         in: directory)
+    }
+
+    /// A connector name: what a DNS name may hold, so it is also a valid file name part.
+    static func isConnectorName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 253 && !name.hasPrefix(".") && !name.hasPrefix("-")
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
+    }
+
+    /// Writes `(file, text, mode)` entries into `directory`; returns their paths.
+    private static func write(_ outputs: [(String, String, Int16)], in directory: String) throws -> [String] {
+        let fm = FileManager.default
         var written: [String] = []
         for (name, text, mode) in outputs {
-            let path = "\(o.directory)/\(name)"
+            let path = "\(directory)/\(name)"
             try? fm.removeItem(atPath: path)
             guard fm.createFile(atPath: path, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: mode]) else {
                 throw Failure(description: "cannot write \(path)")
