@@ -41,10 +41,14 @@ struct AdminRouter: Sendable {
         case ("stats", 1):
             guard method == .GET else { return loop.makeSucceededFuture(methodNotAllowed("GET")) }
             let runtimes = host.runtimes
-            return control.submit { AdminResponse.json(.ok, StatsDocument.build(runtimes) { $0.statsJSON() }) }.hop(to: loop)
+            let connectors = host.connectors
+            let relay = host.hasRelay ? host.relayHub : nil
+            return control.submit {
+                AdminResponse.json(.ok, StatsDocument.build(runtimes, connectors: connectors, relay: relay) { $0.statsJSON() })
+            }.hop(to: loop)
         case ("metrics", 1):
             guard method == .GET else { return loop.makeSucceededFuture(methodNotAllowed("GET")) }
-            metrics.refresh(host.runtimes)
+            metrics.refresh(host.runtimes, connectors: host.connectors, relay: host.hasRelay ? host.relayHub : nil)
             return loop.makeSucceededFuture(AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4",
                                                           body: host.metrics.prometheusText()))
         case ("reload", 1):

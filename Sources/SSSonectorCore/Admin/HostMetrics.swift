@@ -18,7 +18,16 @@ final class HostMetrics: Sendable {
     }
 
     /// Copies the current figures into the Prometheus series.
-    func refresh(_ runtimes: [PipelineRuntime]) {
+    func refresh(_ runtimes: [PipelineRuntime], connectors: [String: ReverseConnector] = [:], relay: RelayHub? = nil) {
+        for (pipeline, connector) in connectors {
+            export(connector.figures, labels: [("pipeline", pipeline)], origin: "\(ObjectIdentifier(connector).hashValue)")
+        }
+        if let relay {
+            export(relay.figures, labels: [], origin: "relay")
+            for (service, figures) in relay.serviceFigures {
+                export(figures, labels: [("service", service)], origin: "relay.\(service)")
+            }
+        }
         for runtime in runtimes {
             let labels = [("pipeline", runtime.name)]
             let origin = "\(ObjectIdentifier(runtime).hashValue)"

@@ -7,7 +7,10 @@ import StageABI
 /// `UpstreamFigure`, `PoolFigure`, `PoolEviction`).
 enum StatsDocument {
     /// Builds the document; `stageStats` returns a stage's stats JSON (run on the control thread).
-    static func build(_ runtimes: [PipelineRuntime], stageStats: (StageInstance) -> String?) -> JSONValue {
+    /// `connectors` are the connector pipelines' (by name: "reverse"), `relay` the host's relay
+    /// ("relay", docs/reverse-tunnel.md).
+    static func build(_ runtimes: [PipelineRuntime], connectors: [String: ReverseConnector] = [:], relay: RelayHub? = nil,
+                      stageStats: (StageInstance) -> String?) -> JSONValue {
         var pipelines: [(String, JSONValue)] = []
         for runtime in runtimes {
             let c = runtime.counters
@@ -37,8 +40,18 @@ enum StatsDocument {
                 ("rejected", .object(c.rejectedByReason.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
                 ("avg_connect_latency_seconds", .number(c.averageConnectLatencySeconds)),
             ])
-            pipelines.append((runtime.name, ["connections": connections, "upstreams": .array(upstreams), "stages": .object(stages)]))
+            var entry: [(String, JSONValue)] = [("connections", connections), ("upstreams", .array(upstreams)), ("stages", .object(stages))]
+            if let connector = connectors[runtime.name] {
+                let settings = connector.settings
+                entry.append(("reverse", .object([
+                    ("relay", .string(settings.relay.description)), ("service", .string(settings.service)),
+                    ("connections", .int(Int64(settings.connections))),
+                ] + connector.figures.json)))
+            }
+            pipelines.append((runtime.name, .object(entry)))
         }
-        return ["pipelines": .object(pipelines)]
+        var document: [(String, JSONValue)] = [("pipelines", .object(pipelines))]
+        if let relay { document.append(("relay", relay.json)) }
+        return .object(document)
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import StageABI
 
 /// The `sssonector` process: runs pipelines on one event loop per core, ticks stages on a
@@ -30,6 +31,10 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     var retired: [PipelineRuntime] = []
     private var admin: AdminServer?
     let indexes: LoopIndexes
+    /// Services of this host's relay files and the connectors registered for them.
+    let relayHub = RelayHub()
+    /// The tunnel listeners of the relay files.
+    var relays: [RelayListener] = []
 
     public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock()) {
         self.files = files
@@ -60,19 +65,31 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     public func start() throws(HostError) -> [(pipeline: String, address: String)] {
         let set: PipelineSet
         switch PipelineSet.assemble(files: files, threadCount: threadCount, clock: clock, metrics: metrics,
-                                    registry: registry, logger: logger) {
+                                    registry: registry, logger: logger, relayHub: relayHub) {
         case .success(let assembled): set = assembled
         case .failure(let errors): throw .invalid(errors.lines)
         }
         var bound: [(String, String)] = []
         lock.lock()
         defer { lock.unlock() }
+        relayHub.configure(set.relays.map(\.config))
+        do {
+            for relay in set.relays {
+                let listener = try bindRelay(relay)
+                bound.append((relay.config.name, listener.boundAddress.map(Self.describe) ?? relay.config.text))
+            }
+        } catch {
+            stopRelays()
+            set.destroy()
+            throw error
+        }
         for runtime in set.runtimes {
             do {
                 let listener = try listen(runtime)
                 bound.append((runtime.name, listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text))
             } catch {
                 stopListening()
+                stopRelays()
                 set.destroy()
                 throw error
             }
@@ -80,12 +97,38 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         return bound
     }
 
+    /// Binds a relay file's tunnel listener. Call with `lock` held.
+    func bindRelay(_ relay: (config: RelayConfig, context: NIOSSLContext)) throws(HostError) -> RelayListener {
+        let listener: RelayListener
+        do {
+            listener = try RelayListener.bind(relay.config, context: relay.context, hub: relayHub, group: group, logger: logger).wait()
+        } catch {
+            throw .runtime(["\(relay.config.file): relay.address: cannot listen on \(relay.config.text): \(error)"])
+        }
+        relays.append(listener)
+        logger.info("relay listening for connectors", metadata: [
+            "relay": "\(relay.config.name)", "address": "\(listener.boundAddress.map(Self.describe) ?? relay.config.text)",
+            "services": "\(relay.config.services.map(\.name).joined(separator: ","))",
+        ])
+        return listener
+    }
+
+    /// Closes every relay listener (registered connections stay until the loops stop). With `lock` held.
+    func stopRelays() {
+        for relay in relays { _ = try? relay.close().wait() }
+        relays = []
+    }
+
     /// Binds a listener for `runtime` and starts its ticks. Call with `lock` held.
     func listen(_ runtime: PipelineRuntime) throws(HostError) -> PipelineListener {
         startPools(runtime)
         let listener: PipelineListener
         do {
-            listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
+            if let connector = PipelineListener.connect(runtime, group: group, loopIndexes: indexes) {
+                listener = connector
+            } else {
+                listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
+            }
         } catch {
             runtime.pools.close(.shutdown)
             throw .runtime(["\(runtime.config.file): listen.address: cannot listen on \(runtime.config.listen.text): \(error)"])
@@ -95,7 +138,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         logger.info("pipeline listening", metadata: [
             "pipeline": "\(runtime.name)", "address": "\(listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text)",
             "stages": "\(runtime.chain.stages.map(\.name).joined(separator: ","))",
-            "upstreams": "\(runtime.config.upstreams.map(\.address.description).joined(separator: ","))",
+            "upstreams": "\(runtime.config.upstreams.map(\.addressText).joined(separator: ","))",
         ])
         return listener
     }
@@ -105,6 +148,22 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         lock.lock()
         defer { lock.unlock() }
         return listeners.map(\.runtime)
+    }
+
+    /// Connector pipelines' connectors, by pipeline name (`/stats`, metrics).
+    var connectors: [String: ReverseConnector] {
+        lock.lock()
+        defer { lock.unlock() }
+        var found: [String: ReverseConnector] = [:]
+        for listener in listeners { if let reverse = listener.reverse { found[listener.runtime.name] = reverse } }
+        return found
+    }
+
+    /// Whether any relay file is loaded (`/stats` then has "relay").
+    var hasRelay: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !relays.isEmpty
     }
 
     /// Whether every pipeline is listening.
@@ -202,6 +261,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
             _ = waitUntilNoConnections(nanoseconds: 2_000_000_000)
         }
         lock.lock()
+        stopRelays()
         ticks.values.forEach { $0.forEach { $0.cancel() } }
         ticks = [:]
         let everything = current + retired

@@ -22,11 +22,14 @@ public struct PipelineConfig: Sendable {
 }
 
 public struct ListenConfig: Sendable {
+    /// The address to bind; for a connector (`reverse`), the relay's address.
     public var address: EndpointAddress
-    /// The text as written (what stages see as `listener`).
+    /// The text as written (what stages see as `listener`): `reverse:SERVICE@RELAY` for a connector.
     public var text: String
     /// TLS termination, when `listen.tls` is set.
     public var tls: ServerTLSSettings?
+    /// `listen.reverse`: the pipeline is a connector that dials out to a relay.
+    public var reverse: ReverseListenConfig?
 }
 
 public struct UpstreamConfig: Sendable {
@@ -37,6 +40,15 @@ public struct UpstreamConfig: Sendable {
     public var tls: ClientTLSSettings?
     /// The warm pool: `connection.pool` with this upstream's `pool` overrides applied.
     public var pool = PoolSettings()
+    /// `reverse.service`: the upstream is a service reached through connectors of this host's
+    /// relay; `address` is then `reverse:SERVICE`.
+    public var reverseService: String?
+
+    /// The address as `/stats` and the upstream table show it: `host:port`, or `reverse:SERVICE`.
+    public var addressText: String { reverseService.map { Self.reversePrefix + $0 } ?? address.description }
+
+    /// How a reverse upstream's address is written (`/stats`, the admin API): `reverse:SERVICE`.
+    public static let reversePrefix = "reverse:"
 }
 
 /// `connection`: limits and timeouts for every connection of the pipeline.

@@ -8,19 +8,37 @@ public enum PipelineDecoder {
     /// The current (and only) pipeline file version.
     public static let version = 1
 
-    /// Reads and decodes `file`. Errors are `"<file>: <path>: <message>"` lines.
+    /// Reads and decodes pipeline `file`. Errors are `"<file>: <path>: <message>"` lines.
     public static func load(file: String) -> Result<PipelineConfig, PipelineErrors> {
-        let text: String
-        do {
-            text = try RegularFile.readText(file)
-        } catch {
-            return .failure(PipelineErrors(file: file, [ConfigError(path: "", "cannot read the file: \(error)")]))
+        loadFile(file).flatMap { hostFile in
+            guard case .pipeline(let config) = hostFile else {
+                return .failure(PipelineErrors(file: file, [ConfigError(path: "relay", "a relay file, where a pipeline was expected")]))
+            }
+            return .success(config)
         }
-        return decode(text: text, file: file)
     }
 
     /// Decodes pipeline JSON `text` that came from `file`.
     public static func decode(text: String, file: String) -> Result<PipelineConfig, PipelineErrors> {
+        decodeFile(text: text, file: file).flatMap { hostFile in
+            guard case .pipeline(let config) = hostFile else {
+                return .failure(PipelineErrors(file: file, [ConfigError(path: "relay", "a relay file, where a pipeline was expected")]))
+            }
+            return .success(config)
+        }
+    }
+
+    /// Reads and decodes a host file: a pipeline, or a relay (a root with a `relay` block).
+    public static func loadFile(_ file: String) -> Result<HostFile, PipelineErrors> {
+        do {
+            return decodeFile(text: try RegularFile.readText(file), file: file)
+        } catch {
+            return .failure(PipelineErrors(file: file, [ConfigError(path: "", "cannot read the file: \(error)")]))
+        }
+    }
+
+    /// Decodes a host file's `text`: a pipeline, or a relay (a root with a `relay` block).
+    public static func decodeFile(text: String, file: String) -> Result<HostFile, PipelineErrors> {
         let json: JSONValue
         do {
             json = try JSONValue.parse(text)
@@ -28,12 +46,12 @@ public enum PipelineDecoder {
             return .failure(PipelineErrors(file: file, [ConfigError(path: "", error.description)]))
         }
         var errors: [ConfigError] = []
-        let config = decode(json, file: file, errors: &errors)
-        if let config, errors.isEmpty { return .success(config) }
+        let decoded = decode(json, file: file, errors: &errors)
+        if let decoded, errors.isEmpty { return .success(decoded) }
         return .failure(PipelineErrors(file: file, errors))
     }
 
-    static func decode(_ json: JSONValue, file: String, errors: inout [ConfigError]) -> PipelineConfig? {
+    static func decode(_ json: JSONValue, file: String, errors: inout [ConfigError]) -> HostFile? {
         func attempt<T>(_ body: () throws(ConfigError) -> T) -> T? {
             do { return try body() } catch { errors.append(error); return nil }
         }
@@ -48,6 +66,13 @@ public enum PipelineDecoder {
                 throw ConfigError(path: "name", "expected letters, digits, '-', '_' or '.', found \(n.quotedForMessage())")
             }
             return n
+        }
+        if case .object(let members) = json, members.contains(where: { $0.0 == "relay" }) {
+            root.markKnown("$schema")
+            let relay = decodeRelay(root, file: file, name: name, errors: &errors)
+            _ = attempt { () throws(ConfigError) in try root.finish() }
+            guard let relay, errors.isEmpty else { return nil }
+            return .relay(relay)
         }
         let base = PipelineConfig.directory(of: file)
         let listen = attempt { () throws(ConfigError) -> ListenConfig in try decodeListen(root, base: base) }
@@ -65,13 +90,21 @@ public enum PipelineDecoder {
         root.markKnown("$schema")  // editors may point at pipeline.schema.json
         _ = attempt { () throws(ConfigError) in try root.finish() }
         guard let name, let listen, errors.isEmpty else { return nil }
-        return PipelineConfig(file: file, name: name, listen: listen, upstreams: upstreams,
-                              connection: connection, stages: stages, pluginPath: pluginPath)
+        return .pipeline(PipelineConfig(file: file, name: name, listen: listen, upstreams: upstreams,
+                                        connection: connection, stages: stages, pluginPath: pluginPath))
     }
 
     static func decodeListen(_ root: ConfigObject, base: String) throws(ConfigError) -> ListenConfig {
         guard let listen = try root.object("listen") else {
             throw ConfigError(path: "listen", "required: {\"address\": \"127.0.0.1:7000\"}")
+        }
+        if let reverseObject = try listen.object("reverse") {
+            let reverse = try decodeReverseListen(reverseObject, base: base)
+            for key in ["address", "tls"] where listen.value(key) != nil {
+                throw ConfigError(path: listen.path(of: key), "a connector (listen.reverse) binds no address: the relay chooses where its service listens")
+            }
+            try listen.finish()
+            return ListenConfig(address: reverse.relay, text: "reverse:\(reverse.service)@\(reverse.relay)", tls: nil, reverse: reverse)
         }
         let text = try listen.requiredString("address")
         let tls = try listen.object("tls").map { o throws(ConfigError) in try decodeServerTLS(o, base: base) }
@@ -99,17 +132,29 @@ public enum PipelineDecoder {
             do throws(ConfigError) {
                 let u = try ConfigObject(value, path: path)
                 let name = try u.requiredString("name")
-                let addressText = try u.requiredString("address")
                 let weight = try u.int("weight", default: 1, in: 0...1_000_000, rangeText: "a weight in 0...1000000")
+                guard !name.isEmpty else { throw ConfigError(path: "\(path).name", "must not be empty") }
+                if result.contains(where: { $0.name == name }) {
+                    throw ConfigError(path: "\(path).name", "duplicate upstream name \"\(name)\"")
+                }
+                if let reverse = try u.object("reverse") {
+                    let service = try reverse.requiredString("service")
+                    try checkServiceName(service, path: reverse.path(of: "service"))
+                    try reverse.finish()
+                    for key in ["address", "tls", "pool"] where u.value(key) != nil {
+                        throw ConfigError(path: u.path(of: key), "a reverse upstream has no \(key): its connectors dial out to this host's relay over their own TLS connections")
+                    }
+                    try u.finish()
+                    result.append(UpstreamConfig(name: name, address: EndpointAddress(host: service, port: 0), weight: UInt32(weight),
+                                                 tls: nil, pool: PoolSettings(), reverseService: service))
+                    continue
+                }
+                let addressText = try u.requiredString("address")
                 let tls = try u.object("tls").map { o throws(ConfigError) in try decodeClientTLS(o, base: base) }
                 let upstreamPool = try u.object("pool").map { o throws(ConfigError) in
                     try PoolSettings.decode(o, over: pool, pipelineLevel: false)
                 } ?? pool
                 try u.finish()
-                guard !name.isEmpty else { throw ConfigError(path: "\(path).name", "must not be empty") }
-                if result.contains(where: { $0.name == name }) {
-                    throw ConfigError(path: "\(path).name", "duplicate upstream name \"\(name)\"")
-                }
                 switch EndpointAddress.parse(addressText, allowPortZero: false) {
                 case .success(let address):
                     result.append(UpstreamConfig(name: name, address: address, weight: UInt32(weight), tls: tls, pool: upstreamPool))

@@ -17,12 +17,15 @@ import Synchronization
 final class PipelineListener: Sendable {
     /// The runtime new connections get; a reload swaps it (open connections keep theirs).
     private let slot: RuntimeSlot
-    /// One listening channel per event loop.
+    /// One listening channel per event loop (none for a connector).
     let channels: [Channel]
+    /// A connector pipeline's connections to its relay (`listen.reverse`), in place of sockets.
+    let reverse: ReverseConnector?
 
-    private init(slot: RuntimeSlot, channels: [Channel]) {
+    private init(slot: RuntimeSlot, channels: [Channel], reverse: ReverseConnector? = nil) {
         self.slot = slot
         self.channels = channels
+        self.reverse = reverse
     }
 
     var runtime: PipelineRuntime { slot.runtime }
@@ -33,8 +36,18 @@ final class PipelineListener: Sendable {
     /// The address it listens on (the port filled in when the file said 0).
     var boundAddress: SocketAddress? { channels.first?.localAddress }
 
-    /// Whether every listening socket is still open.
-    var isActive: Bool { channels.allSatisfy(\.isActive) }
+    /// Whether every listening socket is still open (a connector: still dialing).
+    var isActive: Bool { reverse?.isRunning ?? channels.allSatisfy(\.isActive) }
+
+    /// A connector pipeline: dials its relay instead of binding (`listen.reverse`).
+    static func connect(_ runtime: PipelineRuntime, group: MultiThreadedEventLoopGroup, loopIndexes: LoopIndexes) -> PipelineListener? {
+        guard let settings = runtime.config.listen.reverse, let tls = runtime.tls.reverse else { return nil }
+        let slot = RuntimeSlot(runtime)
+        let connector = ReverseConnector(slot: slot, settings: settings, tls: tls, group: group, loopIndexes: loopIndexes,
+                                         logger: runtime.logger)
+        connector.start()
+        return PipelineListener(slot: slot, channels: [], reverse: connector)
+    }
 
     /// Binds the pipeline's listen address on every loop of `group`. The first socket binds
     /// the address as written; the others bind the port it got, so port 0 works too.
@@ -101,8 +114,11 @@ final class PipelineListener: Sendable {
     /// SO_REUSEPORT (NIO names no constant for it).
     private static let reusePort = ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
 
-    private static func admit(_ channel: Channel, runtime: PipelineRuntime, gate: AdmissionGate, idleTimers: LoopIdleTimers,
-                              loopIndexes: LoopIndexes) throws {
+    /// Starts a session for an accepted connection (or a connector's tunnel stream: `peer` is
+    /// then the client's address as the relay reported it, and the session starts at once, the
+    /// stream being open already).
+    static func admit(_ channel: Channel, runtime: PipelineRuntime, gate: AdmissionGate, idleTimers: LoopIdleTimers,
+                      loopIndexes: LoopIndexes, peer: SocketAddress? = nil, tunnelStream: Bool = false) throws {
         let counters = runtime.counters
         guard gate.tryEnter(limit: runtime.config.connection.maxConnections) else {
             counters.rejected("overload")
@@ -112,7 +128,8 @@ final class PipelineListener: Sendable {
         }
         counters.opened()
         do {
-            try SocketOptions.applyChannelOptions(to: channel)
+            // A tunnel stream has no socket options (and half-closes through its codec).
+            if !tunnelStream { try SocketOptions.applyChannelOptions(to: channel) }
         } catch {
             counters.closed(bytesUp: 0, bytesDown: 0)
             gate.leave()
@@ -122,7 +139,7 @@ final class PipelineListener: Sendable {
         let id = runtime.registry.makeID()
         let session = ProxySession(pipeline: runtime, gate: gate, loop: channel.eventLoop, idleTimers: idleTimers, id: id,
                                    threadIndex: loopIndexes.index(of: channel.eventLoop),
-                                   peer: channel.remoteAddress, local: channel.localAddress)
+                                   peer: peer ?? channel.remoteAddress, local: channel.localAddress, tunnelStream: tunnelStream)
         runtime.registry.add(NIOLoopBound(session, eventLoop: channel.eventLoop), id: id, scope: runtime.scope)
         do {
             if let server = runtime.tls.server {
@@ -130,14 +147,19 @@ final class PipelineListener: Sendable {
             }
             try channel.pipeline.syncOperations.addHandler(
                 RelaySideHandler(session: session, side: .client, awaitsHandshake: runtime.tls.server != nil))
+            if tunnelStream { session.start(peerIdentity: nil) }
         } catch {
             session.finish(SSS_CLOSE_ERROR)  // gives back its place and its registry entry
             throw error
         }
     }
 
-    /// Stops accepting.
+    /// Stops accepting (a connector: stops redialing; its connections stay for their streams).
     func close() -> EventLoopFuture<Void> {
+        if let reverse {
+            reverse.stop()
+            return reverse.loop.makeSucceededVoidFuture()
+        }
         let loop = channels[0].eventLoop
         return EventLoopFuture.andAllComplete(channels.map { $0.close().recover { _ in } }, on: loop)
     }

@@ -22,10 +22,14 @@ public final class PipelineRuntime: Sendable {
     let tls: PipelineTLS
     /// The warm upstream pools (off unless an upstream enables its pool).
     let pools: PipelinePools
+    /// The host's relay: where reverse upstreams (`reverse.service`) find their connectors.
+    let relayHub: RelayHub?
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
-         registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS()) {
+         registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS(),
+         relayHub: RelayHub? = nil) {
         self.tls = tls
+        self.relayHub = relayHub
         self.pools = PipelinePools(config)
         self.scope = scope
         self.config = config

@@ -55,8 +55,16 @@ final class ProxySession {
     /// The client's IP, for logs (formatted by the chain, once).
     var peerIP: String { chain.peerIPText }
 
+    /// The client is a connector's tunnel stream: it is told when the upstream is connected
+    /// (the relay's CONNECT is answered then).
+    private let tunnelStream: Bool
+    /// The client's address (a reverse upstream's stream carries it to the connector).
+    private let peer: SocketAddress?
+
     init(pipeline: PipelineRuntime, gate: AdmissionGate, loop: EventLoop, idleTimers: LoopIdleTimers, id: UInt64,
-         threadIndex: Int, peer: SocketAddress?, local: SocketAddress?) {
+         threadIndex: Int, peer: SocketAddress?, local: SocketAddress?, tunnelStream: Bool = false) {
+        self.tunnelStream = tunnelStream
+        self.peer = peer
         self.pipeline = pipeline
         self.gate = gate
         self.idleTimers = idleTimers
@@ -137,7 +145,8 @@ final class ProxySession {
         }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let tls = pipeline.tls.upstreams[entry.name]
-        UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings) { channel in
+        UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings,
+                                  relay: pipeline.relayHub, client: peer) { channel in
             if let tls {
                 try channel.pipeline.syncOperations.addHandler(
                     try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
@@ -246,6 +255,7 @@ final class ProxySession {
             upstreamCounters = counters
             upstreamWritable = channel.isWritable
             state = .relaying
+            if tunnelStream { client?.triggerUserOutboundEvent(TunnelUpstreamConnected(), promise: nil) }
             releaseEarlyBytes()
             resumeReading(.client)
             resumeReading(.upstream)
@@ -543,6 +553,7 @@ final class ProxySession {
     func failed(_ side: Side, _ error: Error) {
         guard state != .closed else { return }
         if side == .upstream, upstreamHandshakeFailed(error) { return }
+        if side == .upstream && state == .connecting { return }  // a failed attempt (a tunnel stream), handled by the connector
         if side == .client, state == .opening { return clientHandshakeFailed(error) }
         // A TLS peer that closes TCP without close_notify after its data: treated as its EOF,
         // as HAProxy and nginx do (the bytes before it were authenticated).

@@ -5,12 +5,16 @@ import StageABI
 /// Opens upstream connections on a given event loop with the pipeline's socket options, and
 /// turns connect errors into the ABI's outcomes.
 enum UpstreamConnector {
-    /// Connects to `target` on `loop` (the client's loop). IP literals skip name resolution.
+    /// Connects to `target` on `loop` (the client's loop). IP literals skip name resolution; a
+    /// reverse upstream opens a stream through `relay` to a connector, telling it `client`.
     static func connect(
         to target: UpstreamTarget, on loop: EventLoop, settings: ConnectionSettings,
+        relay: RelayHub? = nil, client: SocketAddress? = nil,
         initializer: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
         switch target {
+        case .reverse(let service):
+            ReverseStreamOpener.open(service: service, hub: relay, on: loop, settings: settings, client: client, initializer: initializer)
         case .literal(let address): bootstrap(settings, loop, initializer).connect(to: address)
         case .name(let endpoint): bootstrap(settings, loop, initializer).connect(host: endpoint.host, port: endpoint.port)
         case .invalid(let message): loop.makeFailedFuture(UpstreamAddressError(message: message))
@@ -32,6 +36,7 @@ enum UpstreamConnector {
 
     /// Parses an upstream address once: a socket address for IP literals, else a name to resolve.
     static func target(for address: String) -> UpstreamTarget {
+        if address.hasPrefix(UpstreamConfig.reversePrefix) { return .reverse(String(address.dropFirst(UpstreamConfig.reversePrefix.count))) }
         switch EndpointAddress.parse(address, allowPortZero: false) {
         case .failure(let problem): return .invalid(problem.message)
         case .success(let endpoint):
@@ -51,6 +56,7 @@ enum UpstreamConnector {
             if many.dnsAAAAError != nil || many.dnsAError != nil { return (SSS_CONNECT_UNREACHABLE, 0) }
         }
         if error is UpstreamAddressError { return (SSS_CONNECT_UNREACHABLE, 0) }
+        if error is NoConnector || error is TunnelStreamRefused { return (SSS_CONNECT_REFUSED, ECONNREFUSED) }
         return (SSS_CONNECT_OTHER, 0)
     }
 
@@ -81,6 +87,8 @@ public func connectOutcomeName(of error: Error) -> String {
 enum UpstreamTarget: Sendable {
     case literal(SocketAddress)
     case name(EndpointAddress)
+    /// A service reached through the relay's connectors (`reverse:SERVICE`).
+    case reverse(String)
     case invalid(String)
 }
 

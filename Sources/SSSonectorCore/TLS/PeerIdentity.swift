@@ -24,6 +24,28 @@ enum PeerIdentity {
         return names.isEmpty ? subject : "\(subject); \(names.joined(separator: ", "))"
     }
 
+    /// The names a relay's `allow` lists match (docs/reverse-tunnel.md): the subject's common
+    /// names and the DNS and URI subject alternative names.
+    static func names(_ certificate: NIOSSLCertificate) -> [String] {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return [] }
+        var names: [String] = []
+        for rdn in parsed.subject {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                names.append("\(attribute.value)")
+            }
+        }
+        if let sans = try? parsed.extensions.subjectAlternativeNames {
+            for name in sans {
+                switch name {
+                case .dnsName(let dns): names.append(dns)
+                case .uniformResourceIdentifier(let uri): names.append(uri)
+                default: break
+                }
+            }
+        }
+        return names
+    }
+
     static func formatIP(_ bytes: [UInt8]) -> String {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
         return stride(from: 0, to: bytes.count, by: 2)

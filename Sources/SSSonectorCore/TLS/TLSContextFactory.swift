@@ -22,9 +22,9 @@ enum TLSContextFactory {
     }
 
     /// An upstream's context.
-    static func client(_ c: ClientTLSSettings, path: String) throws(ConfigError) -> NIOSSLContext {
+    static func client(_ c: ClientTLSSettings, path: String, minimumVersion: TLSVersion = .tlsv12) throws(ConfigError) -> NIOSSLContext {
         var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
+        tls.minimumTLSVersion = minimumVersion
         tls.certificateVerification = .fullVerification
         if let ca = c.ca { tls.trustRoots = .certificates(try certificates(ca, path: "\(path).ca")) }
         if let cert = c.certificate, let key = c.key {
@@ -102,11 +102,18 @@ struct PipelineTLS: Sendable {
     var requiresClientCertificate = false
     /// By upstream name, for upstreams with `tls`.
     var upstreams: [String: UpstreamTLS] = [:]
+    /// A connector's context for dialing its relay (`listen.reverse.tls`, TLS 1.3 only).
+    var reverse: UpstreamTLS?
 
     struct UpstreamTLS: Sendable {
         let context: NIOSSLContext
         /// Checked against the certificate and sent as SNI; nil: chain verification only.
         let serverName: String?
+    }
+
+    /// The name to verify: `server_name`, else the host when it is a name (an IP: chain only).
+    private static func serverName(_ c: ClientTLSSettings, host: String) -> String? {
+        c.serverName ?? (CertificateKit.ipBytes(host) != nil ? nil : host)
     }
 
     /// Builds every context of `config`; errors carry the JSON path.
@@ -121,13 +128,19 @@ struct PipelineTLS: Sendable {
                 errors.append(error)
             }
         }
+        if let reverse = config.listen.reverse {
+            do {
+                let context = try TLSContextFactory.client(reverse.tls, path: "listen.reverse.tls", minimumVersion: .tlsv13)
+                tls.reverse = UpstreamTLS(context: context, serverName: serverName(reverse.tls, host: reverse.relay.host))
+            } catch {
+                errors.append(error)
+            }
+        }
         for (i, upstream) in config.upstreams.enumerated() {
             guard let c = upstream.tls else { continue }
             do {
                 let context = try TLSContextFactory.client(c, path: "upstreams[\(i)].tls")
-                let host = upstream.address.host
-                let isIP = CertificateKit.ipBytes(host) != nil
-                tls.upstreams[upstream.name] = UpstreamTLS(context: context, serverName: c.serverName ?? (isIP ? nil : host))
+                tls.upstreams[upstream.name] = UpstreamTLS(context: context, serverName: serverName(c, host: upstream.address.host))
             } catch {
                 errors.append(error)
             }
