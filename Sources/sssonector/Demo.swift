@@ -58,7 +58,7 @@ struct Demo: ParsableCommand {
             echoes.append(echo)
         }
         let host = Host(files: [pipeline], threads: global.threads, logger: logger)
-        let bound: [(pipeline: String, address: String)]
+        let bound: [(listener: String, address: String)]
         do {
             bound = try host.start()
         } catch {
@@ -66,8 +66,8 @@ struct Demo: ParsableCommand {
             throw error.isInvalid ? SSSonectorCommand.invalidInput : SSSonectorCommand.runtimeFailure
         }
         defer { host.shutdown() }
-        let (name, address) = bound[0]
-        print("pipeline \(name) listening on \(address); \(clients) clients sending \(payload)-byte messages for \(seconds)s")
+        let (listener, address) = bound[0]
+        print("\(listener) listening on \(address); \(clients) clients sending \(payload)-byte messages for \(seconds)s")
         let target = try EndpointAddress.parse(address, allowPortZero: false).get()
         let report = DemoTraffic.drive(host: target.host, port: target.port, clients: clients, payload: payload,
                                        seconds: seconds) { elapsed, messages, bytes in

@@ -30,7 +30,7 @@ struct Run: ParsableCommand {
         // SIGTERM sent right after them is never lost.
         let signals = SignalWaiter(for: [SIGINT, SIGTERM, SIGHUP])
         let host = Host(files: files, threads: global.threads, logger: logger)
-        let bound: [(pipeline: String, address: String)]
+        let bound: [(listener: String, address: String)]
         do {
             bound = try host.start()
         } catch {
@@ -49,9 +49,10 @@ struct Run: ParsableCommand {
                 throw SSSonectorCommand.runtimeFailure
             }
         }
-        for (pipeline, address) in bound {
-            // A stable line on stdout: scripts and tests read the bound port from it.
-            print("pipeline \(pipeline) listening on \(address)")
+        for (listener, address) in bound {
+            // A stable line on stdout: scripts and tests read the bound port from it
+            // ("pipeline NAME listening on ...", "relay NAME listening on ...").
+            print("\(listener) listening on \(address)")
         }
         fflush(nil)  // stdout may be a pipe (tests, scripts): make the line visible now
         var signal = signals.wait()

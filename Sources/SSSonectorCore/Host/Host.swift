@@ -60,9 +60,10 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         }
     }
 
-    /// Assembles the pipelines and binds their listeners. Throws the error lines on invalid
+    /// Assembles the pipelines and binds their listeners (relays first). Returns each listener
+    /// ("pipeline NAME", "relay NAME") with its bound address. Throws the error lines on invalid
     /// input (`HostError.invalid`) or a bind failure (`HostError.runtime`).
-    public func start() throws(HostError) -> [(pipeline: String, address: String)] {
+    public func start() throws(HostError) -> [(listener: String, address: String)] {
         let set: PipelineSet
         switch PipelineSet.assemble(files: files, threadCount: threadCount, clock: clock, metrics: metrics,
                                     registry: registry, logger: logger, relayHub: relayHub) {
@@ -76,7 +77,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         do {
             for relay in set.relays {
                 let listener = try bindRelay(relay)
-                bound.append((relay.config.name, listener.boundAddress.map(Self.describe) ?? relay.config.text))
+                bound.append(("relay \(relay.config.name)", listener.boundAddress.map(Self.describe) ?? relay.config.text))
             }
         } catch {
             stopRelays()
@@ -86,7 +87,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         for runtime in set.runtimes {
             do {
                 let listener = try listen(runtime)
-                bound.append((runtime.name, listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text))
+                bound.append(("pipeline \(runtime.name)", listener.boundAddress.map(Self.describe) ?? runtime.config.listen.text))
             } catch {
                 stopListening()
                 stopRelays()

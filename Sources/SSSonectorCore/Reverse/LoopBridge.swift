@@ -59,6 +59,8 @@ final class GlueHandler: ChannelDuplexHandler {
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// This side's input ended with an EOF (FIN or END_STREAM), not a reset.
+    private var sawEOF = false
 
     private init() {}
 
@@ -90,7 +92,8 @@ final class GlueHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            partner?.context?.close(mode: .output, promise: nil)
+            sawEOF = true
+            partner?.closeOutputAfterPendingWrites()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -103,14 +106,26 @@ final class GlueHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    /// After an orderly end of this side, the partner closes by itself once its output is out
+    /// and its own input has ended; closing it now would drop writes it still holds.
     func channelInactive(context: ChannelHandlerContext) {
-        partner?.context?.close(promise: nil)
+        if !sawEOF { partner?.context?.close(promise: nil) }
         context.fireChannelInactive()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { partner?.readIfPending() }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Half-closes this side once what was written to it is out: a socket's output shut with
+    /// writes pending would drop them (the same barrier the relay session uses).
+    private func closeOutputAfterPendingWrites() {
+        guard let context else { return }
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: done)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        done.futureResult.whenSuccess { bound.value.close(mode: .output, promise: nil) }
     }
 
     private func readIfPending() {

@@ -196,8 +196,13 @@ private final class ConnectorHandshake: ChannelInboundHandler, RemovableChannelH
         self.line = line
     }
 
+    /// A TLS error: the relay refused our certificate, or we refused its.
+    static func isTLSFailure(_ error: Error) -> Bool {
+        error is NIOSSLError || error is BoringSSLError
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOSSLError || error is BoringSSLError {
+        if Self.isTLSFailure(error) {
             connector.refused(line, "TLS handshake failed: \(error)")
         }
         context.close(promise: nil)
@@ -220,7 +225,13 @@ private final class ConnectorHandshake: ChannelInboundHandler, RemovableChannelH
                 }
             }
             let bound = NIOLoopBound(line, eventLoop: channel.eventLoop)
-            try channel.pipeline.syncOperations.addHandler(TunnelLiveness { reason in connector.refused(bound.value, reason) })
+            try channel.pipeline.syncOperations.addHandler(TunnelLiveness(
+                onGoAway: { reason in connector.refused(bound.value, reason) },
+                onError: { error in
+                    if ConnectorHandshake.isTLSFailure(error), !bound.value.registered {
+                        connector.refused(bound.value, "TLS: \(error)")
+                    }
+                }))
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
             connector.logger.error("cannot set up the tunnel connection", metadata: ["error": "\(error)"])

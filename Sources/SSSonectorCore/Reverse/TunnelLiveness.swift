@@ -5,7 +5,9 @@ import NIOHTTP2
 /// and the connection closed when nothing (no frame at all) has arrived for
 /// `TunnelProtocol.pingTimeout`: a half-open connection (a peer gone without a FIN, a NAT that
 /// forgot the mapping) is found in bounded time and its streams end. It also reports GOAWAY
-/// debug data, which is how a relay says why it refused a connector.
+/// debug data, which is how a relay says why it refused a connector, and the connection's errors
+/// (with TLS 1.3 a client learns that the server refused its certificate only after its own
+/// handshake has completed).
 final class TunnelLiveness: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -15,9 +17,16 @@ final class TunnelLiveness: ChannelDuplexHandler {
     private var timer: RepeatedTask?
     private var lastHeard = NIODeadline.now()
     private let onGoAway: (String) -> Void
+    private let onError: (Error) -> Void
 
-    init(onGoAway: @escaping (String) -> Void = { _ in }) {
+    init(onGoAway: @escaping (String) -> Void = { _ in }, onError: @escaping (Error) -> Void = { _ in }) {
         self.onGoAway = onGoAway
+        self.onError = onError
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        onError(error)
+        context.fireErrorCaught(error)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

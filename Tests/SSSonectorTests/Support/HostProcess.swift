@@ -55,6 +55,9 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
     /// The port pipeline `name` listens on.
     func port(of name: String) -> Int? { port(line: "pipeline \(name) listening on ") }
 
+    /// The port relay file `name` takes connectors on.
+    func relayPort(of name: String) -> Int? { port(line: "relay \(name) listening on ") }
+
     /// The admin API's port (with `--admin`).
     var adminPort: Int? { port(line: "admin listening on ") }
 
