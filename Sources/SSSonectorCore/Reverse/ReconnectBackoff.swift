@@ -43,6 +43,6 @@ struct ReconnectBackoff: Sendable {
             }
         }
         let factor = 1 - Self.jitter + 2 * Self.jitter * min(max(random, 0), 1)
-        return UInt64(Double(base) * factor)
+        return UInt64((Double(base) * factor).rounded())
     }
 }

@@ -60,6 +60,10 @@ enum ReverseStreamOpener {
             settled.value = true
             result.fail(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: settings.connectTimeout))))
         }
+        answered.futureResult.whenFailure { error in
+            // 503: the connector is stopping; send no more streams its way.
+            if let refused = error as? TunnelStreamRefused, refused.status == "503" { hub.unregister(connection) }
+        }
         let ready = answered.futureResult.and(stream.futureResult).and(bridge).map { both, pair in pair?.local ?? both.1 }
         ready.hop(to: loop).whenComplete { outcome in
             timeout.cancel()
