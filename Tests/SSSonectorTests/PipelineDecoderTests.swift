@@ -72,9 +72,9 @@ import Testing
     }
 
     @Test func shippedPipelinesDecode() throws {
-        for name in ["minimal.json", "demo.json"] {
+        for name in ["minimal.json", "demo.json", "tunnel-client.json", "tunnel-server.json", "relay.json", "relay-public.json", "connector.json"] {
             let path = "\(TestEnvironment.repositoryRoot)/pipelines/\(name)"
-            #expect(throws: Never.self) { try PipelineDecoder.load(file: path).get() }
+            #expect(throws: Never.self) { try PipelineDecoder.loadFile(path).get() }
         }
     }
 }

@@ -25,7 +25,7 @@ import Testing
 
     /// The keys the decoder expects in the object where `"zz_unknown": 1` is inserted.
     func decoderKeys(_ document: String) -> Set<String> {
-        guard case .failure(let errors) = PipelineDecoder.decode(text: document, file: "x"),
+        guard case .failure(let errors) = PipelineDecoder.decodeFile(text: document, file: "x"),
               let message = errors.errors.first?.message,
               let list = message.components(separatedBy: "expected one of: ").last?.dropLast()
         else { return [] }
@@ -56,6 +56,8 @@ import Testing
             ("connection.pool", decoderKeys(document(pool: odd))),
             ("upstreams[].pool", decoderKeys(document(upstreamPool: odd))),
             ("stages[]", decoderKeys(document(stage: odd))),
+            ("listen.reverse", decoderKeys(#"{"version": 1, "name": "c", "listen": {"reverse": {"relay": "r:1", "service": "s", "tls": {"ca": "a", "cert": "b", "key": "c"}\#(odd)}}, "upstreams": [{"name": "u", "address": "127.0.0.1:2"}]}"#)),
+            ("relay", decoderKeys(#"{"version": 1, "name": "r", "relay": {"address": "0.0.0.0:1", "tls": {"cert": "a", "key": "b", "client_ca": "c"}, "services": {"s": {"allow": ["x"]}}\#(odd)}}"#)),
         ]
         for (heading, keys) in expectations {
             #expect(!keys.isEmpty, "no keys from the decoder for \(heading)")

@@ -51,4 +51,51 @@ import Testing
         #expect(schemaKeys(["properties", "connection", "properties", "pool"]) == decoderKeys(section: "POOL"))
         #expect(schemaKeys(["properties", "upstreams", "items", "properties", "pool"]) == decoderKeys(section: "UPSTREAM_POOL"))
     }
+
+    func schema(_ file: String) -> JSONValue {
+        let text = (try? String(contentsOfFile: "\(TestEnvironment.repositoryRoot)/pipelines/\(file)", encoding: .utf8)) ?? "{}"
+        return (try? JSONValue.parse(text)) ?? .null
+    }
+
+    func keys(of node: JSONValue?, _ path: [String]) -> Set<String> {
+        var node = node ?? .null
+        for step in path { node = node[step] ?? .null }
+        guard case .object(let members)? = node["properties"] else { return [] }
+        return Set(members.map(\.0))
+    }
+
+    /// The keys the decoder expected where `document` has `"zz_unknown": 1`.
+    func expectedKeys(_ document: String) -> Set<String> {
+        guard case .failure(let errors) = PipelineDecoder.decodeFile(text: document, file: "x"),
+              let message = errors.errors.first(where: { $0.message.contains("expected one of: ") })?.message,
+              let list = message.components(separatedBy: "expected one of: ").last?.dropLast()
+        else { return [] }
+        return Set(list.components(separatedBy: ", "))
+    }
+
+    @Test func schemasAndDecoderAgreeOnTheReverseTunnelsKeys() {
+        let tls = #""tls": {"ca": "a", "cert": "b", "key": "c" TLS}"#
+        let connector = #"{"version": 1, "name": "c", "listen": {"reverse": {"relay": "r:1", "service": "s", \#(tls) REVERSE}}, "upstreams": [{"name": "u", "reverse": {"service": "s" UPREV}}]}"#
+        func connectorKeys(_ marker: String) -> Set<String> {
+            var text = connector
+            for m in ["TLS", "REVERSE", "UPREV"] { text = text.replacingOccurrences(of: " \(m)", with: m == marker ? #", "zz_unknown": 1"# : "") }
+            return expectedKeys(text)
+        }
+        let listen = ["properties", "listen", "properties", "reverse"]
+        #expect(schemaKeys(listen) == connectorKeys("REVERSE") && connectorKeys("REVERSE").contains("connections"))
+        #expect(schemaKeys(listen + ["properties", "tls"]) == connectorKeys("TLS"))
+        #expect(schemaKeys(["properties", "upstreams", "items", "properties", "reverse"]) == connectorKeys("UPREV"))
+
+        let relaySchema = schema("relay.schema.json")
+        let relay = #"{"version": 1, "name": "r" ROOT, "relay": {"address": "0.0.0.0:1", "tls": {"cert": "a", "key": "b", "client_ca": "c" TLS}, "services": {"s": {"allow": ["x"] SERVICE}} RELAY}}"#
+        func relayKeys(_ marker: String) -> Set<String> {
+            var text = relay
+            for m in ["ROOT", "TLS", "SERVICE", "RELAY"] { text = text.replacingOccurrences(of: " \(m)", with: m == marker ? #", "zz_unknown": 1"# : "") }
+            return expectedKeys(text)
+        }
+        #expect(keys(of: relaySchema, []) == relayKeys("ROOT"))
+        #expect(keys(of: relaySchema, ["properties", "relay"]) == relayKeys("RELAY"))
+        #expect(keys(of: relaySchema, ["properties", "relay", "properties", "tls"]) == relayKeys("TLS"))
+        #expect(keys(of: relaySchema, ["properties", "relay", "properties", "services", "additionalProperties"]) == relayKeys("SERVICE"))
+    }
 }

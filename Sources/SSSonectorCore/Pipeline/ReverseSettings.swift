@@ -79,7 +79,10 @@ extension PipelineDecoder {
             guard tls.clientCA != nil else {
                 throw ConfigError(path: tlsObject.path(of: "client_ca"), "required: the CA that signs connector certificates")
             }
-            tls.minimumVersion = "1.3"  // tunnels are TLS 1.3 only
+            if tls.minimumVersion != "1.3", tlsObject.members.contains(where: { $0.0 == "min_version" }) {
+                throw ConfigError(path: tlsObject.path(of: "min_version"), "a relay speaks TLS 1.3 only: write \"1.3\" or leave it out")
+            }
+            tls.minimumVersion = "1.3"
             guard let servicesObject = try relay.object("services") else {
                 throw ConfigError(path: relay.path(of: "services"), "required: {\"NAME\": {\"allow\": [\"connector identity\"]}}")
             }
