@@ -5,22 +5,10 @@
 # two-host tunnel), on loopback and with a round trip added between the host and its upstream
 # (sssonector-bench delay: user space, since tc netem is not available).
 # Usage: benchmarks/warm-pool.sh [RTT ...]   (default: 0 20ms; 3 s runs after 2 s warm-up)
-set -u
-cd "$(dirname "$0")/.."
-scripts/build-release.sh > /dev/null
-R=$(scripts/build-release.sh --show-bin-path)
-D=$(mktemp -d)
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$D"; }
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 RTTS=("${@:-0 20ms}")
 read -r -a RTTS <<< "${RTTS[*]}"
 CONNS=${CONNS:-4}
-# Waits until something listens on 127.0.0.1:$1 (at most 10 s); fails loudly otherwise.
-listening() {
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing listens on port $1" >&2; cat $D/*.log >&2; exit 1
-}
 $R/sssonector certs init --out $D/certs --name localhost > /dev/null
 $R/sssonector-bench echo -listen 127.0.0.1:19701 -threads 1 > /dev/null 2>&1 & PIDS+=($!)
 # The TLS server host (the tunnel's far end), in front of the echo upstream.

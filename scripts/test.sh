@@ -20,5 +20,5 @@ scripts/fuzz.sh "${SSSONECTOR_FUZZ_SECONDS:-60}"
 echo "fuzzing: $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
-scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests|WarmPoolEndToEndTests|PoolDemandTests"
+scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests|WarmPoolEndToEndTests|PoolDemandTests|ReverseTunnelEndToEndTests|ReverseTunnelUnitTests"
 echo "thread sanitizer: $(( $(date +%s) - start )) s"

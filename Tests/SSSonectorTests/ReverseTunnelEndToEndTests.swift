@@ -34,8 +34,15 @@ import SSSonectorDemo
             client.shutdownWrite()
         }
         var intact = 0
-        for (client, data) in zip(clients, payloads) where try client.receiveToEnd() == data { intact += 1 }
-        #expect(intact == 1000)
+        var stuck: [Int] = []
+        for (i, (client, data)) in zip(clients, payloads).enumerated() {
+            do {
+                if try client.receiveToEnd() == data { intact += 1 }
+            } catch {
+                stuck.append(i)
+            }
+        }
+        #expect(intact == 1000, "no answer within 30 s on clients \(stuck)")
         #expect(eventually { tunnel.serviceFigure("streams") == 0 })
         let bytes = payloads.reduce(0) { $0 + $1.count }
         #expect(eventually { tunnel.serviceFigure("bytes_up") == bytes && tunnel.serviceFigure("bytes_down") == bytes })

@@ -157,7 +157,7 @@ final class PipelineListener: Sendable {
     /// Stops accepting (a connector: stops redialing; its connections stay for their streams).
     func close() -> EventLoopFuture<Void> {
         if let reverse {
-            reverse.stop()
+            reverse.stop(drain: slot.runtime.config.connection.drainTimeout)
             return reverse.loop.makeSucceededVoidFuture()
         }
         let loop = channels[0].eventLoop

@@ -128,6 +128,8 @@ private final class RelayAdmission: ChannelInboundHandler, RemovableChannelHandl
                     let connection = TunnelConnection(channel: channel, multiplexer: multiplexer, service: service,
                                                       identity: identity, address: address)
                     hub.register(connection)
+                    // A stopping connector says so with a GOAWAY: no new streams its way.
+                    (try? channel.pipeline.syncOperations.handler(type: TunnelLiveness.self))?.onGoAway = { _ in hub.unregister(connection) }
                     channel.closeFuture.whenComplete { _ in
                         hub.unregister(connection)
                         logger.info("connector gone", metadata: ["service": "\(service)", "identity": "\(identity)"])

@@ -51,10 +51,20 @@ final class ReverseConnector: Sendable {
         }
     }
 
-    /// Stops redialing; open connections stay for the streams they carry (the host's drain),
-    /// and new streams are answered `503`.
-    func stop() {
+    /// Stops redialing and tells the relay (GOAWAY: it sends no more streams this way; a stream
+    /// already on its way is answered `503`). Open connections stay for the streams they carry
+    /// and close after `drain` (the pipeline's `drain_timeout`).
+    func stop(drain: UInt64) {
         stopped.store(true, ordering: .relaxed)
+        for line in lines {
+            line.loop.execute {
+                guard let channel = line.channel else { return }
+                let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError,
+                                                                                opaqueData: ByteBuffer(string: "connector stopping")))
+                channel.writeAndFlush(goAway, promise: nil)
+                line.loop.scheduleTask(in: .nanoseconds(Int64(clamping: drain))) { channel.close(promise: nil) }
+            }
+        }
     }
 
     // MARK: one connection's life
@@ -77,7 +87,11 @@ final class ReverseConnector: Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    channel.closeFuture.whenComplete { _ in self.lost(line) }
+                    line.channel = channel
+                    channel.closeFuture.whenComplete { _ in
+                        line.channel = nil
+                        self.lost(line)
+                    }
                 case .failure(let error):
                     self.logger.warning("cannot reach the relay", metadata: ["relay": "\(relay)", "error": "\(error)"])
                     self.lost(line)
@@ -146,7 +160,7 @@ final class ReverseConnector: Sendable {
         figures.add(.streams)
         let channel = context.channel
         let peer = headers.first(name: TunnelProtocol.clientHeader).flatMap(Self.parseAddress) ?? channel.remoteAddress
-        let timers = idleTimers[ObjectIdentifier(channel.eventLoop)]!
+        guard let timers = idleTimers[ObjectIdentifier(channel.eventLoop)] else { return answer("503") }
         do {
             try PipelineListener.admit(channel, runtime: slot.enterRuntime(), gate: slot.gate, idleTimers: timers,
                                        loopIndexes: loopIndexes, peer: peer, tunnelStream: true)
@@ -174,6 +188,8 @@ private final class ConnectorLine: @unchecked Sendable {
     let loop: EventLoop
     var backoff = ReconnectBackoff()
     var registered = false
+    /// The open connection, if any.
+    var channel: Channel?
     /// The current attempt ended in a refusal (a long backoff follows).
     var refusedNow = false
 
@@ -226,7 +242,7 @@ private final class ConnectorHandshake: ChannelInboundHandler, RemovableChannelH
             }
             let bound = NIOLoopBound(line, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.addHandler(TunnelLiveness(
-                onGoAway: { reason in connector.refused(bound.value, reason) },
+                onGoAway: { reason in if !reason.isEmpty { connector.refused(bound.value, reason) } },
                 onError: { error in
                     if ConnectorHandshake.isTLSFailure(error), !bound.value.registered {
                         connector.refused(bound.value, "TLS: \(error)")

@@ -16,7 +16,8 @@ final class TunnelLiveness: ChannelDuplexHandler {
 
     private var timer: RepeatedTask?
     private var lastHeard = NIODeadline.now()
-    private let onGoAway: (String) -> Void
+    /// Set by the relay once the connection registered: a connector's GOAWAY unregisters it.
+    var onGoAway: (String) -> Void
     private let onError: (Error) -> Void
 
     init(onGoAway: @escaping (String) -> Void = { _ in }, onError: @escaping (Error) -> Void = { _ in }) {
@@ -60,8 +61,8 @@ final class TunnelLiveness: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastHeard = .now()
         let frame = unwrapInboundIn(data)
-        if case .goAway(_, _, let opaque) = frame.payload, let opaque, opaque.readableBytes > 0 {
-            onGoAway(String(buffer: opaque))
+        if case .goAway(_, _, let opaque) = frame.payload {
+            onGoAway(opaque.map { String(buffer: $0) } ?? "")
         }
         context.fireChannelRead(data)
     }

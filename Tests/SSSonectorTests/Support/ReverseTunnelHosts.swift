@@ -35,7 +35,7 @@ final class ReverseTunnelHosts: @unchecked Sendable {
              "upstreams": [{"name": "tunnel", "reverse": {"service": "\(Self.service)"}}],
              "connection": \(connection)}
             """, in: directory)
-        relay = try HostProcess(["run", "--log-level", "debug", "--admin", "127.0.0.1:0", relayFile, exposed], pipelines: 3)
+        relay = try HostProcess(["run", "--log-level", "info", "--admin", "127.0.0.1:0", relayFile, exposed], pipelines: 3)
         guard let publicPort = relay.port(of: "public"), let tunnelPort = relay.relayPort(of: "tunnels"),
               let relayAdmin = relay.adminPort else {
             relay.stop()
