@@ -3,7 +3,7 @@
 # Debian when it is missing, then
 #   1. the test suite (unit, plugin loading, end-to-end through real sockets and real .so files);
 #   2. each libFuzzer target for a short, bounded time (scripts/fuzz.sh), on the kept corpus;
-#   3. the chain, relay, stage, fault and warm-pool suites under ThreadSanitizer (scripts/sanitizers.sh).
+#   3. the chain, relay, stage, fault, warm-pool and reverse-tunnel suites under ThreadSanitizer (scripts/sanitizers.sh).
 # SSSONECTOR_QUICK=1 runs step 1 only (what `swift test` alone would, with the packages checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
