@@ -10,15 +10,16 @@ let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], 
 /// Stock and example stages are shared libraries (`lib<name>.so`) that the host loads at run time.
 /// They depend on `StageABI` and `StageKit` only: a Swift target linked by both the host and a
 /// plugin would exist twice in the process, with separate globals and type metadata.
-func stagePlugin(_ name: String, path: String) -> (Product, Target) {
+func stagePlugin(_ name: String, path: String, extra: [Target.Dependency] = []) -> (Product, Target) {
     (
         .library(name: name, type: .dynamic, targets: [name]),
-        .target(name: name, dependencies: ["StageABI", "StageKit"], path: path, swiftSettings: hotPath)
+        .target(name: name, dependencies: ["StageABI", "StageKit"] + extra, path: path, swiftSettings: hotPath)
     )
 }
 
 let plugins = [
-    stagePlugin("ratelimit", path: "Plugins/ratelimit"),
+    // SharedBudget (the Redis client of `shared`) lives only in this library, never in the host.
+    stagePlugin("ratelimit", path: "Plugins/ratelimit", extra: ["SharedBudget"]),
     stagePlugin("tracker", path: "Plugins/tracker"),
     stagePlugin("balancer", path: "Plugins/balancer"),
     stagePlugin("breaker", path: "Plugins/breaker"),
@@ -57,6 +58,9 @@ let package = Package(
         .target(name: "CrashReport", path: "Sources/CrashReport"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
         .target(name: "Locking", path: "Sources/Locking"),
+        // hiredis, Debian's libhiredis-dev: the Redis client of ratelimit's shared budget.
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(name: "SharedBudget", dependencies: ["CHiredis", "Locking"], path: "Sources/SharedBudget"),
         .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues", "Locking"], path: "Sources/StageKit", swiftSettings: hotPath),
         .target(
             name: "SSSonectorCore",
@@ -124,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "SSSonectorTests",
             dependencies: [
-                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "ABIGoldenLayout", "Locking",
+                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "ABIGoldenLayout", "Locking", "SharedBudget",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,10 +3,12 @@
 #   libltdl-dev  the plugin loader (GNU libltdl)
 #   gcc libc6-dev  the C example stage, the ABI fixtures and the fuzz stage (`cc`)
 #   openssl      real TLS peers (s_client, s_server) for the tunnel tests
+#   libhiredis-dev  the Redis client of ratelimit's shared budget (hiredis)
+#   redis-server    the real Redis the shared-budget tests start
 # As root it runs apt-get; otherwise it prints the one command to run and exits 2, before
 # anything is built.
 set -euo pipefail
-packages=(libltdl-dev gcc libc6-dev openssl)
+packages=(libltdl-dev gcc libc6-dev openssl libhiredis-dev redis-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

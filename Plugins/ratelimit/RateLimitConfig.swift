@@ -1,3 +1,4 @@
+import SharedBudget
 import StageKit
 
 /// The `ratelimit` stage's config (docs/pipeline-reference.md, "Stock stages"), validated with JSON paths.
@@ -19,6 +20,37 @@ struct RateLimitConfig: Sendable {
     /// Per-connection byte rate and burst, each direction.
     var bandwidth: Limit?
     var maxKeys: Int
+    /// `shared`: one budget per key across every host naming the same Redis and prefix.
+    var shared: SharedSettings?
+
+    /// The `shared` block (docs/shared-rate-limit.md).
+    struct SharedSettings: Sendable {
+        enum OnError: String, Sendable { case local, allow, deny }
+        var redis: RedisEndpoint
+        var keyPrefix: String
+        /// How long an admission waits for Redis before `on_error` applies.
+        var timeout: UInt64
+        var onError: OnError
+        /// Errors or timeouts in a row that stop the asking, and how long until a probe.
+        var circuitFailures: Int
+        var probeInterval: UInt64
+
+        init(_ o: ConfigObject) throws {
+            guard let text = try o.string("redis") else {
+                throw ConfigError(path: o.path(of: "redis"), "required: \"host:port\" or \"unix:/path\"")
+            }
+            guard let endpoint = RedisEndpoint(text) else {
+                throw ConfigError(path: o.path(of: "redis"), "expected \"host:port\" or \"unix:/path\", got \"\(text)\"")
+            }
+            redis = endpoint
+            keyPrefix = try o.string("key_prefix") ?? "sss:rl:"
+            timeout = try o.duration("timeout", default: 10_000_000, minimum: 1_000_000, maximum: 10_000_000_000)
+            onError = OnError(rawValue: try o.choice("on_error", ["local", "allow", "deny"], default: "local"))!
+            circuitFailures = try o.int("circuit_failures", default: 5, in: 1...1000)
+            probeInterval = try o.duration("probe_interval", default: 1_000_000_000, minimum: 1_000_000, maximum: 600_000_000_000)
+            try o.finish()
+        }
+    }
 
     init(_ setup: StageSetup) throws {
         let c = try setup.configObject()
@@ -61,6 +93,7 @@ struct RateLimitConfig: Sendable {
         } else {
             bandwidth = nil
         }
+        shared = try c.object("shared").map(SharedSettings.init)
         try c.finish()
     }
 

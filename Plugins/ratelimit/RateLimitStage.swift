@@ -1,3 +1,4 @@
+import SharedBudget
 import StageKit
 import Synchronization
 
@@ -18,8 +19,9 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
     private let allowed: StageHost.Metric
     private let rejected: StageHost.Metric
     private let bucketsGauge: StageHost.Metric
-    private let allowedCount = Atomic<UInt64>(0)
-    private let rejectedCount = Atomic<UInt64>(0)
+    private let tally: AdmissionTally
+    /// The budget shared through Redis (`shared`), when configured.
+    private let shared: SharedLimiter?
 
     init(setup: StageSetup) throws {
         config = try RateLimitConfig(setup)
@@ -29,7 +31,19 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
         allowed = host.metric(.counter, "ratelimit_allowed_total", help: "Connections the rate limiter admitted.")
         rejected = host.metric(.counter, "ratelimit_rejected_total", help: "Connections the rate limiter rejected (rate_limited).")
         bucketsGauge = host.metric(.gauge, "ratelimit_buckets", help: "Token buckets held (one per active key).")
+        tally = AdmissionTally(allowed: allowed, rejected: rejected)
+        if let s = config.shared {
+            let host = setup.host
+            shared = SharedLimiter(
+                store: RedisBudgetStore(endpoint: s.redis, timeout: s.timeout),
+                settings: .init(keyPrefix: s.keyPrefix, failuresToOpen: s.circuitFailures, probeInterval: s.probeInterval),
+                clock: { host.now() })
+        } else {
+            shared = nil
+        }
     }
+
+    deinit { shared?.stop() }
 
     var tickIntervalMilliseconds: UInt32 { UInt32(clamping: config.cleanupInterval / 1_000_000) }
     var disabledEvents: StageEventSet { config.bandwidth == nil ? .data : [] }
@@ -50,18 +64,37 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
 
     func open(_ c: StageConnection) -> OpenVerdict {
         let key = key(for: c)
-        let ok = buckets.take(key, now: c.now) {
-            limit(for: key, address: config.key == .clientIP ? c.peerAddress.bytes : [])
-        }
-        guard ok else {
-            rejectedCount.wrappingAdd(1, ordering: .relaxed)
-            rejected.increment()
-            return .reject(.rateLimited, "rate limit exceeded for \(key)")
-        }
-        allowedCount.wrappingAdd(1, ordering: .relaxed)
-        allowed.increment()
+        let address = config.key == .clientIP ? c.peerAddress.bytes : []
+        // The host's own bucket counts every connection, shared or not: it is the fallback.
+        let ok = buckets.take(key, now: c.now) { self.limit(for: key, address: address) }
+        let local: OpenVerdict = ok ? .accept : .reject(.rateLimited, "rate limit exceeded for \(key)")
         if let bw = config.bandwidth { c.setState(BandwidthState(limit: bw, now: c.now)) }
-        return .accept
+        guard let shared, let settings = config.shared else { return tally.count(local) }
+        let fallback: OpenVerdict = switch settings.onError {
+        case .local: local
+        case .allow: .accept
+        case .deny: .reject(.rateLimited, "shared rate limit unavailable for \(key)")
+        }
+        let budget = self.limit(for: key, address: address)
+        let id = c.id
+        let tally = self.tally
+        let host = self.host
+        let immediate = shared.admit(key: key, rate: budget.rate, burst: budget.burst) { outcome in
+            let verdict = tally.count(Self.verdict(outcome, key: key, fallback: fallback))
+            // After a timeout the host applied the fallback already.
+            if outcome != .late { host.postVerdict(id, verdict) }
+        }
+        if let immediate { return tally.count(Self.verdict(immediate, key: key, fallback: fallback)) }
+        return .pending(timeoutNanoseconds: settings.timeout, fallback: fallback)
+    }
+
+    /// The verdict for how the shared budget decided.
+    static func verdict(_ outcome: SharedLimiter.Outcome, key: String, fallback: OpenVerdict) -> OpenVerdict {
+        switch outcome {
+        case .answered(.allowed): .accept
+        case .answered(.denied), .cachedDenial: .reject(.rateLimited, "shared rate limit exceeded for \(key)")
+        case .unavailable, .late: fallback
+        }
     }
 
     func data(_ c: StageConnection, _ offer: DataOffer) -> DataDecision {
@@ -70,6 +103,7 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
 
     func tick(now: UInt64) {
         bucketsGauge.set(Double(buckets.dropFull(now: now)))
+        shared?.dropExpiredDenials(now: now)
     }
 
     func stats() -> JSONValue {
@@ -77,13 +111,22 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
             ["key": .string(entry.key), "rejected": .int(entry.rejected), "allowed": .int(entry.allowed)]
         }
         let d = defaultLimit.withLock { $0 }
-        return [
+        var figures: JSONValue = [
             "buckets": .int(buckets.count),
-            "allowed": .int(allowedCount.load(ordering: .relaxed)),
-            "rejected": .int(rejectedCount.load(ordering: .relaxed)),
+            "allowed": .int(tally.allowedCount),
+            "rejected": .int(tally.rejectedCount),
             "default_rate": .number(d.rate), "default_burst": .number(d.burst),
             "top_rejected": .array(top),
         ]
+        if let shared, let settings = config.shared, case .object(var members) = figures {
+            members.append(("shared", [
+                "state": .string(shared.state), "redis": .string(settings.redis.description),
+                "requests": .int(shared.requests.count), "errors": .int(shared.errors.count),
+                "fallbacks": .int(shared.fallbacks.count), "cached_denials": .int(shared.cachedDenials.count),
+            ]))
+            figures = .object(members)
+        }
+        return figures
     }
 
     func control(_ command: JSONValue) -> ControlAnswer {
@@ -135,6 +178,35 @@ final class RateLimitStage: OpenHook, DataHook, TickHook, StatsHook, ControlHook
         }
         let l = limit(for: key, address: CIDRBlock.parseAddress(key) ?? [])
         return ["key": .string(key), "rate": .number(l.rate), "burst": .number(l.burst), "tokens": .number(l.burst)]
+    }
+}
+
+/// Connections admitted and rejected, counted once each whichever thread decides (the loop
+/// at open, or the Redis thread for a shared verdict).
+final class AdmissionTally: Sendable {
+    private let allowed = Atomic<UInt64>(0)
+    private let rejected = Atomic<UInt64>(0)
+    private let allowedMetric: StageHost.Metric
+    private let rejectedMetric: StageHost.Metric
+
+    init(allowed: StageHost.Metric, rejected: StageHost.Metric) {
+        allowedMetric = allowed
+        rejectedMetric = rejected
+    }
+
+    var allowedCount: UInt64 { allowed.load(ordering: .relaxed) }
+    var rejectedCount: UInt64 { rejected.load(ordering: .relaxed) }
+
+    /// Counts `verdict` (a final one) and returns it.
+    func count(_ verdict: OpenVerdict) -> OpenVerdict {
+        if case .accept = verdict {
+            allowed.wrappingAdd(1, ordering: .relaxed)
+            allowedMetric.increment()
+        } else {
+            rejected.wrappingAdd(1, ordering: .relaxed)
+            rejectedMetric.increment()
+        }
+        return verdict
     }
 }
 

@@ -50,6 +50,21 @@ public enum OpenVerdict: Sendable {
     case reject(StageReason, String)
     /// A custom reason code (>= 0x1000); its name is the text's first word.
     case rejectCustom(UInt32, String)
+    /// The verdict comes later (ABI 1.3): post it with `StageHost.postVerdict` from any
+    /// thread. Until then the host reads nothing from the client and connects nothing; after
+    /// `timeoutNanoseconds` (0: only the pipeline's `connection.open_timeout`, which always
+    /// bounds the wait) it applies `fallback` (`.accept` or a rejection; anything else rejects
+    /// with `policy`). On a host older than 1.3 (`StageHost.supportsPendingOpen` false) the
+    /// fallback applies at once.
+    indirect case pending(timeoutNanoseconds: UInt64, fallback: OpenVerdict)
+}
+
+extension OpenVerdict {
+    /// The verdict as a final one: a pending fallback (not allowed) is a `policy` rejection.
+    var settled: OpenVerdict {
+        if case .pending = self { return .reject(.policy, "a pending verdict's fallback was itself pending") }
+        return self
+    }
 }
 
 /// What `UpstreamSelectHook.selectUpstream` answers.
@@ -153,4 +168,7 @@ public struct CloseSummary: Sendable {
     public let bytesDown: UInt64
     public let durationNanoseconds: UInt64
     public let connectLatencyNanoseconds: UInt64
+    /// The connection closed while this stage's open verdict was pending (ABI 1.3): a verdict
+    /// posted for it from now on is dropped.
+    public let closedWhilePending: Bool
 }

@@ -57,6 +57,30 @@ public struct StageHost: @unchecked Sendable {  // the table is immutable and ho
         api.pointee.conn_post_close(api.pointee.host_ctx, id, reason.rawValue) == SSS_OK
     }
 
+    /// Whether the host can wait for a pending open verdict (ABI 1.3 and `conn_post_verdict`).
+    public var supportsPendingOpen: Bool {
+        let end = MemoryLayout<sss_host_api>.offset(of: \sss_host_api.conn_post_verdict)! + MemoryLayout<UnsafeRawPointer>.size
+        return Int(api.pointee.struct_size) >= end && api.pointee.host_caps & SSS_HOST_CAP_ASYNC_OPEN != 0
+            && api.pointee.conn_post_verdict != nil
+    }
+
+    /// Settles the open verdict this stage left pending for connection `id` (from any thread):
+    /// `.accept`, `.acceptWithout` (the events were fixed at open: accepted as is), or a
+    /// rejection. False when the connection is gone or the host is older than 1.3; a verdict
+    /// that arrives after the host's timeout applied the fallback is dropped by the host.
+    @discardableResult
+    public func postVerdict(_ id: UInt64, _ verdict: OpenVerdict) -> Bool {
+        guard supportsPendingOpen, let post = api.pointee.conn_post_verdict else { return false }
+        let (code, reason, text): (UInt32, UInt32, String)
+        switch verdict.settled {
+        case .accept, .acceptWithout: (code, reason, text) = (SSS_ACCEPT, 0, "")
+        case .reject(let r, let t): (code, reason, text) = (SSS_REJECT, r.rawValue, t)
+        case .rejectCustom(let r, let t): (code, reason, text) = (SSS_REJECT, r, t)
+        case .pending: (code, reason, text) = (SSS_REJECT, StageReason.policy.rawValue, "")
+        }
+        return text.withSSSString { post(api.pointee.host_ctx, id, code, reason, $0) } == SSS_OK
+    }
+
     /// Asks the host to offer held-back bytes again (from any thread). False when it is gone.
     @discardableResult
     public func resume(_ id: UInt64, direction: DataDirections) -> Bool {

@@ -101,6 +101,11 @@ enum StageThunks {
     static let onOpen: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<sss_open_result>?) -> UInt32 = { inst, conn, slot, out in
         guard let conn, let out else { return SSS_ACCEPT }
         let verdict = StageBox.with(inst) { $0.open?.open(StageConnection(conn, slot: slot)) } ?? .accept
+        return write(verdict, into: out)
+    }
+
+    /// Writes `verdict` into the host's open result; returns the ABI verdict.
+    static func write(_ verdict: OpenVerdict, into out: UnsafeMutablePointer<sss_open_result>) -> UInt32 {
         switch verdict {
         case .accept:
             return SSS_ACCEPT
@@ -115,6 +120,16 @@ enum StageThunks {
             out.pointee.reason_code = code
             StageModule.writeError(text, into: out.pointee.reason_buf, capacity: out.pointee.reason_cap)
             return SSS_REJECT
+        case .pending(let timeout, let fallback):
+            let end = MemoryLayout<sss_open_result>.offset(of: \sss_open_result.fallback_reason_code)! + MemoryLayout<UInt32>.size
+            // A host before 1.3 cannot wait: the fallback is the verdict.
+            guard Int(out.pointee.struct_size) >= end else { return write(fallback.settled, into: out) }
+            let code = write(fallback.settled, into: out)
+            out.pointee.pending_timeout_ns = timeout
+            out.pointee.fallback_verdict = code
+            out.pointee.fallback_reason_code = out.pointee.reason_code
+            out.pointee.reason_code = 0
+            return SSS_PENDING
         }
     }
 
@@ -202,13 +217,20 @@ enum StageThunks {
                 upstreamIndex: i.upstream_index < 0 ? nil : Int(i.upstream_index),
                 upstreamID: i.upstream_id, attempts: Int(i.attempts), bytesUp: i.bytes_up,
                 bytesDown: i.bytes_down, durationNanoseconds: i.duration_ns,
-                connectLatencyNanoseconds: i.connect_latency_ns)
+                connectLatencyNanoseconds: i.connect_latency_ns,
+                closedWhilePending: closeFlags(info) & SSS_CLOSE_WHILE_PENDING != 0)
             var slotCopy = slot
             withUnsafeMutablePointer(to: &slotCopy) { slotPointer in
                 StageBox.with(inst) { $0.close?.close(StageConnection(conn, slot: slotPointer), summary) }
             }
         }
         if let slot { Unmanaged<AnyObject>.fromOpaque(slot).release() }
+    }
+
+    /// `sss_close_info.flags`, or 0 from a host before 1.3.
+    static func closeFlags(_ info: UnsafePointer<sss_close_info>) -> UInt32 {
+        let end = MemoryLayout<sss_close_info>.offset(of: \sss_close_info.flags)! + MemoryLayout<UInt32>.size
+        return Int(info.pointee.struct_size) >= end ? info.pointee.flags : 0
     }
 
     static let onTick: @convention(c) (UnsafeMutableRawPointer?, UInt64) -> Void = { inst, now in

@@ -24,6 +24,8 @@ public final class StageUnderTest {
     let table: UpstreamTable
     let chain: StageChain
     let instance: StageInstance
+    /// What the stage posted to the host (verdicts, closes, resumes), by connection.
+    let posts = TestPoster()
     private var nextID: UInt64 = 1
 
     /// Loads `library` (a path to a `.so`, or a short name searched like the host does), picks
@@ -36,7 +38,7 @@ public final class StageUnderTest {
         upstreamNames = upstreams
         table = UpstreamTable(upstreams.enumerated().map { ($0.element, "127.0.0.1:\(20000 + $0.offset)", weights?[$0.offset] ?? 1) })
         let services = HostServices(logger: Logger(label: "stage-under-test"), clock: clock, metrics: MetricsRegistry(),
-                                    metricLabels: [("pipeline", "test"), ("stage", "under_test")], poster: nil)
+                                    metricLabels: [("pipeline", "test"), ("stage", "under_test")], poster: posts)
         instance = try StageInstance(type: try loaded.type(named: type), name: "under_test", pipeline: "test",
                                      configJSON: config, upstreams: table.current, threadCount: threadCount,
                                      services: services)
@@ -118,4 +120,45 @@ public final class TestClock: HostClock, @unchecked Sendable {  // one test thre
     public func advance(nanoseconds delta: UInt64) { nanoseconds &+= delta }
     public func advance(milliseconds: UInt64) { advance(nanoseconds: milliseconds * 1_000_000) }
     public func advance(seconds: Double) { advance(nanoseconds: UInt64(seconds * 1e9)) }
+}
+
+/// Collects what the stage under test posts through its host services (`conn_post_verdict`,
+/// `conn_post_close`, `conn_post_resume`), from any thread, for the test to apply.
+final class TestPoster: ConnectionPoster, @unchecked Sendable {  // guarded by `condition`
+    private let condition = NSCondition()
+    private var verdicts: [UInt64: [PostedVerdict]] = [:]
+    private(set) var closes: [(UInt64, UInt32)] = []
+    private(set) var resumes: [(UInt64, UInt32)] = []
+
+    func postClose(connectionID: UInt64, reasonCode: UInt32) -> Bool {
+        condition.withLock { closes.append((connectionID, reasonCode)) }
+        return true
+    }
+
+    func postResume(connectionID: UInt64, direction: UInt32) -> Bool {
+        condition.withLock { resumes.append((connectionID, direction)) }
+        return true
+    }
+
+    func postVerdict(connectionID: UInt64, _ verdict: PostedVerdict) -> Bool {
+        condition.withLock {
+            verdicts[connectionID, default: []].append(verdict)
+            condition.broadcast()
+        }
+        return true
+    }
+
+    /// The oldest verdict posted for `id` not taken yet; waits up to `seconds` for one.
+    func takeVerdict(for id: UInt64, waitingUpTo seconds: Double) -> PostedVerdict? {
+        let deadline = Date().addingTimeInterval(seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while verdicts[id, default: []].isEmpty {
+            if seconds <= 0 || !condition.wait(until: deadline) { break }
+        }
+        guard var list = verdicts[id], !list.isEmpty else { return nil }
+        let first = list.removeFirst()
+        verdicts[id] = list
+        return first
+    }
 }

@@ -10,6 +10,10 @@ public final class TestConnection {
         case accepted
         /// Rejected with the reason's stable name (`rate_limited`, `policy`, ...) and text.
         case rejected(reason: String, text: String)
+        /// The stage left its verdict pending (ABI 1.3) with this timeout of its own (0: none).
+        /// Apply what it posts with `settle`, or let its deadline pass (`clock`, then
+        /// `expireIfDue`).
+        case pending(timeoutNanoseconds: UInt64)
     }
 
     /// A direction of bytes.
@@ -31,6 +35,11 @@ public final class TestConnection {
     private var chosen: Int?
     private var attempts = 0
     private var closed = false
+    /// While pending: when the host would apply the fallback (the stage's own timeout, or the
+    /// default `connection.open_timeout` of 1 s).
+    private var pendingDeadline: UInt64?
+    /// The host's default `connection.open_timeout`.
+    public static let openTimeoutNanoseconds: UInt64 = 1_000_000_000
 
     init(stage: StageUnderTest, id: UInt64, peer: sss_addr, threadIndex: Int) {
         self.stage = stage
@@ -45,9 +54,35 @@ public final class TestConnection {
 
     /// Runs the open hook.
     public func open() -> OpenResult {
-        switch chain.open(now: stage.clock.monotonicNanoseconds()) {
+        result(of: chain.open(now: stage.clock.monotonicNanoseconds()))
+    }
+
+    /// Applies the verdict the stage posted for this connection (`StageHost.postVerdict`), as
+    /// the host does on the connection's loop; waits up to `seconds` for the stage to post it
+    /// (a stage may post from its own thread). Nil when nothing was posted, or when the
+    /// connection no longer waits (the host drops such a verdict).
+    public func settle(waitingUpTo seconds: Double = 0) -> OpenResult? {
+        guard let posted = stage.posts.takeVerdict(for: id, waitingUpTo: seconds) else { return nil }
+        return chain.settle(posted, now: stage.clock.monotonicNanoseconds()).map(result)
+    }
+
+    /// When the clock has reached the pending deadline, applies the stage's fallback as the
+    /// host's timer would; nil otherwise.
+    public func expireIfDue() -> OpenResult? {
+        guard let deadline = pendingDeadline, stage.clock.monotonicNanoseconds() >= deadline else { return nil }
+        return chain.settleWithFallback(now: stage.clock.monotonicNanoseconds()).map(result)
+    }
+
+    private func result(of outcome: ConnectionChain.OpenOutcome) -> OpenResult {
+        pendingDeadline = nil
+        switch outcome {
         case .accepted: return .accepted
         case .rejected(_, let code, let text): return .rejected(reason: ABINames.reason(code), text: text)
+        case .pending(_, let timeout):
+            let now = stage.clock.monotonicNanoseconds()
+            let bound = now + Self.openTimeoutNanoseconds
+            pendingDeadline = timeout == 0 ? bound : min(bound, now + timeout)
+            return .pending(timeoutNanoseconds: timeout)
         }
     }
 

@@ -22,7 +22,7 @@ FIELD(sss_str, len, 8)
 STRUCT(sss_sink, 16, 8)
 FIELD(sss_sink, ctx, 0)
 FIELD(sss_sink, write, 8)
-STRUCT(sss_host_api, 104, 8)
+STRUCT(sss_host_api, 112, 8)  /* 1.3 appended conn_post_verdict (104 in 1.2) */
 FIELD(sss_host_api, struct_size, 0)
 FIELD(sss_host_api, abi_major, 4)
 FIELD(sss_host_api, abi_minor, 6)
@@ -38,6 +38,7 @@ FIELD(sss_host_api, metric_set, 72)
 FIELD(sss_host_api, metric_observe, 80)
 FIELD(sss_host_api, conn_post_close, 88)
 FIELD(sss_host_api, conn_post_resume, 96)
+FIELD(sss_host_api, conn_post_verdict, 104)  /* since 1.3 */
 STRUCT(sss_addr, 24, 4)
 FIELD(sss_addr, family, 0)
 FIELD(sss_addr, port, 2)
@@ -74,12 +75,15 @@ FIELD(sss_upstream_set, stride, 8)
 FIELD(sss_upstream_set, reserved, 12)
 FIELD(sss_upstream_set, generation, 16)
 FIELD(sss_upstream_set, items, 24)
-STRUCT(sss_open_result, 32, 8)
+STRUCT(sss_open_result, 48, 8)  /* 1.3 appended the pending fields (32 in 1.2) */
 FIELD(sss_open_result, struct_size, 0)
 FIELD(sss_open_result, reason_code, 4)
 FIELD(sss_open_result, events, 8)
 FIELD(sss_open_result, reason_buf, 16)
 FIELD(sss_open_result, reason_cap, 24)
+FIELD(sss_open_result, pending_timeout_ns, 32)  /* since 1.3 */
+FIELD(sss_open_result, fallback_verdict, 40)  /* since 1.3 */
+FIELD(sss_open_result, fallback_reason_code, 44)  /* since 1.3 */
 STRUCT(sss_upstream_result, 48, 8)  /* 1.2 appended flags, reserved (40 in 1.1) */
 FIELD(sss_upstream_result, struct_size, 0)
 FIELD(sss_upstream_result, outcome, 4)
@@ -113,7 +117,7 @@ FIELD(sss_data_result, struct_size, 0)
 FIELD(sss_data_result, close_reason, 4)
 FIELD(sss_data_result, granted, 8)
 FIELD(sss_data_result, retry_after_ns, 16)
-STRUCT(sss_close_info, 96, 8)
+STRUCT(sss_close_info, 104, 8)  /* 1.3 appended flags, reserved (96 in 1.2) */
 FIELD(sss_close_info, struct_size, 0)
 FIELD(sss_close_info, cause, 4)
 FIELD(sss_close_info, rejected_by, 8)
@@ -127,6 +131,8 @@ FIELD(sss_close_info, bytes_up, 64)
 FIELD(sss_close_info, bytes_down, 72)
 FIELD(sss_close_info, duration_ns, 80)
 FIELD(sss_close_info, connect_latency_ns, 88)
+FIELD(sss_close_info, flags, 96)  /* since 1.3 */
+FIELD(sss_close_info, reserved, 100)  /* since 1.3 */
 STRUCT(sss_create_args, 104, 8)
 FIELD(sss_create_args, struct_size, 0)
 FIELD(sss_create_args, thread_count, 4)
@@ -172,7 +178,7 @@ FIELD(sss_module, type_count, 24)
 FIELD(sss_module, type_stride, 28)
 FIELD(sss_module, types, 32)
 CONST(SSS_ABI_MAJOR, 1)
-CONST(SSS_ABI_MINOR, 2)  /* a minor changes this value and the size of a struct it appended to */
+CONST(SSS_ABI_MINOR, 3)  /* a minor changes this value and the size of a struct it appended to */
 CONST(SSS_OK, 0)
 _Static_assert((long long)(SSS_E_ABI) == -1LL, "ABI break: SSS_E_ABI changed value");
 _Static_assert((long long)(SSS_E_CONFIG) == -2LL, "ABI break: SSS_E_CONFIG changed value");
@@ -191,6 +197,7 @@ CONST(SSS_METRIC_GAUGE, 1)
 CONST(SSS_METRIC_HISTOGRAM, 2)
 CONST(SSS_HOST_CAP_METRICS, 1)
 CONST(SSS_HOST_CAP_CONN_POST, 2)
+CONST(SSS_HOST_CAP_ASYNC_OPEN, 4)  /* since 1.3 */
 CONST(SSS_DIR_UP, 0)
 CONST(SSS_DIR_DOWN, 1)
 CONST(SSS_AF_NONE, 0)
@@ -217,6 +224,7 @@ CONST(SSS_STATUS_PAUSED, 2)
 CONST(SSS_RESULT_POOLED, 1)
 CONST(SSS_ACCEPT, 0)
 CONST(SSS_REJECT, 1)
+CONST(SSS_PENDING, 2)  /* since 1.3 */
 CONST(SSS_REASON_NONE, 0)
 CONST(SSS_REASON_RATE_LIMITED, 1)
 CONST(SSS_REASON_CIRCUIT_OPEN, 2)
@@ -255,8 +263,9 @@ CONST(SSS_CLOSE_SHUTDOWN, 9)
 CONST(SSS_CLOSE_ERROR, 10)
 CONST(SSS_CLOSE_OVERLOAD, 11)
 CONST(SSS_TYPE_SELECTS_UPSTREAM, 1)
+CONST(SSS_CLOSE_WHILE_PENDING, 1)  /* since 1.3 */
 _Static_assert(sizeof(SSS_ENTRY_SYMBOL) == 16, "ABI break: entry symbol changed");
 
-int sss_abi_golden_checked_items(void) { return 231; }
+int sss_abi_golden_checked_items(void) { return 240; }
 int sss_abi_golden_major(void) { return (int)SSS_ABI_MAJOR; }
 int sss_abi_golden_minor(void) { return (int)SSS_ABI_MINOR; }

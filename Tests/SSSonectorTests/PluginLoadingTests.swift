@@ -30,7 +30,7 @@ import Testing
         #expect(a === b)
     }
 
-    @Test(arguments: [("1.0", UInt16(0)), ("1.1", UInt16(1))])
+    @Test(arguments: [("1.0", UInt16(0)), ("1.1", UInt16(1)), ("1.2", UInt16(2))])
     func loadsAPluginFrozenAtAnOlderMinor(release: String, minor: UInt16) throws {
         let library = try PluginLibrary.load(try CPlugins.fixture(nil, frozenAt: release))
         #expect(library.abiMajor == 1 && library.abiMinor == minor)

@@ -46,7 +46,8 @@ conn.peer = peer
 // Swift (StageKit): bytecap's data hook with its per-connection state.
 let swiftStage = instance("bytecap", #"{"max_bytes": "1000GiB"}"#)
 var swiftSlot: UnsafeMutableRawPointer? = nil
-var openResult = sss_open_result(struct_size: UInt32(MemoryLayout<sss_open_result>.size), reason_code: 0, events: ~0, reason_buf: nil, reason_cap: 0)
+var openResult = sss_open_result(struct_size: UInt32(MemoryLayout<sss_open_result>.size), reason_code: 0, events: ~0, reason_buf: nil, reason_cap: 0,
+                                 pending_timeout_ns: 0, fallback_verdict: SSS_REJECT, fallback_reason_code: 0)
 _ = swiftStage.hooks.on_open!(swiftStage.inst, &conn, &swiftSlot, &openResult)
 var args = sss_data_args(struct_size: UInt32(MemoryLayout<sss_data_args>.size), dir: SSS_DIR_UP, offset: 0, avail: 1,
                          buffered: 1, now_ns: 0, flags: 0, slice_count: 0, slices: nil)

@@ -43,7 +43,22 @@ public final class ConnectionChain {
     public enum OpenOutcome: Equatable {
         case accepted
         case rejected(stage: Int, reasonCode: UInt32, text: String)
+        /// Stage `stage` left its verdict pending (ABI 1.3): wait for it (`settle`) at most
+        /// `timeout` nanoseconds (0: the stage set none; the pipeline's open timeout holds),
+        /// then apply its fallback (`settleWithFallback`).
+        case pending(stage: Int, timeout: UInt64)
     }
+
+    /// The stage whose verdict the connection waits for, and what applies if it never comes.
+    private struct PendingOpen {
+        let stage: Int
+        let fallback: UInt32
+        let fallbackReason: UInt32
+        let fallbackText: String
+    }
+    private var pendingOpen: PendingOpen?
+    /// The stage the connection waits for (nil: none).
+    public var pendingStage: Int? { pendingOpen?.stage }
 
     /// What `choose` decided.
     public enum Choice: Equatable {
@@ -112,19 +127,49 @@ public final class ConnectionChain {
 
     // MARK: open
 
-    /// Calls on_open of each stage in order until one rejects. A stage is entered when the
-    /// chain reaches it (whether or not it asked for the open event); later stages never see a
-    /// rejected connection.
+    /// Calls on_open of each stage in order until one rejects or leaves its verdict pending. A
+    /// stage is entered when the chain reaches it (whether or not it asked for the open event);
+    /// later stages never see a rejected connection.
     public func open(now: UInt64) -> OpenOutcome {
+        runOpen(from: 0, now: now)
+    }
+
+    /// Applies the verdict the pending stage posted, then goes on with the stages after it.
+    /// Returns nil (and changes nothing) when the connection waits for no verdict, or for
+    /// another stage's: the caller counts it as late.
+    public func settle(_ posted: PostedVerdict, now: UInt64) -> OpenOutcome? {
+        guard let pending = pendingOpen, hooks[pending.stage].servicesID == posted.stage, !isClosed else { return nil }
+        pendingOpen = nil
+        return verdictApplied(posted.verdict, reasonCode: posted.reasonCode, text: posted.text, stage: pending.stage, now: now)
+    }
+
+    /// The wait for the pending stage timed out: applies the fallback it declared.
+    public func settleWithFallback(now: UInt64) -> OpenOutcome? {
+        guard let pending = pendingOpen, !isClosed else { return nil }
+        pendingOpen = nil
+        return verdictApplied(pending.fallback, reasonCode: pending.fallbackReason, text: pending.fallbackText,
+                              stage: pending.stage, now: now)
+    }
+
+    private func verdictApplied(_ verdict: UInt32, reasonCode: UInt32, text: String, stage: Int, now: UInt64) -> OpenOutcome {
+        guard verdict == SSS_ACCEPT else {
+            let code = reasonCode == SSS_REASON_NONE ? SSS_REASON_POLICY : chain.checkedReason(reasonCode, stage: stage)
+            return .rejected(stage: stage, reasonCode: code, text: text)
+        }
+        return runOpen(from: stage + 1, now: now)
+    }
+
+    private func runOpen(from first: Int, now: UInt64) -> OpenOutcome {
         conn.pointee.now_ns = now
         var reason = [CChar](repeating: 0, count: 256)
-        for i in 0..<hooks.count {
+        for i in first..<hooks.count {
             entered = i + 1
             let h = hooks[i]
             guard h.events & SSS_EV_OPEN != 0, let onOpen = h.onOpen else { continue }
             var result = sss_open_result(
                 struct_size: UInt32(MemoryLayout<sss_open_result>.size), reason_code: 0,
-                events: h.events, reason_buf: nil, reason_cap: 0)
+                events: h.events, reason_buf: nil, reason_cap: 0,
+                pending_timeout_ns: 0, fallback_verdict: SSS_REJECT, fallback_reason_code: SSS_REASON_NONE)
             let verdict = reason.withUnsafeMutableBufferPointer { buf in
                 result.reason_buf = buf.baseAddress
                 result.reason_cap = UInt64(buf.count)
@@ -134,15 +179,26 @@ public final class ConnectionChain {
             }
             // A connection may only narrow what the instance asked for.
             connectionEvents[i] = h.events & result.events
-            if verdict != SSS_ACCEPT {
-                // Anything but ACCEPT fails closed: a verdict outside the ABI is a rejection.
-                if verdict != SSS_REJECT {
-                    chain.fault(i, kind: "open verdict", "open verdict \(verdict) is outside the ABI; the connection is rejected (policy)")
+            if verdict == SSS_ACCEPT { continue }
+            if verdict == SSS_PENDING && h.mayPend {
+                // The fallback's text is what the stage wrote into reason_buf.
+                let fallbackOK = result.fallback_verdict == SSS_ACCEPT || result.fallback_verdict == SSS_REJECT
+                if !fallbackOK {
+                    chain.fault(i, kind: "fallback verdict", "pending open with fallback verdict \(result.fallback_verdict), which is neither ACCEPT nor REJECT; it falls back to a rejection (policy)")
                 }
-                let code = result.reason_code == SSS_REASON_NONE || verdict != SSS_REJECT ? SSS_REASON_POLICY
-                    : chain.checkedReason(result.reason_code, stage: i)
-                return .rejected(stage: i, reasonCode: code, text: String(nulTerminated: reason))
+                pendingOpen = PendingOpen(stage: i, fallback: fallbackOK ? result.fallback_verdict : SSS_REJECT,
+                                          fallbackReason: fallbackOK ? result.fallback_reason_code : SSS_REASON_POLICY,
+                                          fallbackText: String(nulTerminated: reason))
+                return .pending(stage: i, timeout: result.pending_timeout_ns)
             }
+            // Anything else fails closed: a verdict outside the ABI (or PENDING from a
+            // library built before 1.3) is a rejection.
+            if verdict != SSS_REJECT {
+                chain.fault(i, kind: "open verdict", "open verdict \(verdict) is outside the ABI; the connection is rejected (policy)")
+            }
+            let code = result.reason_code == SSS_REASON_NONE || verdict != SSS_REJECT ? SSS_REASON_POLICY
+                : chain.checkedReason(result.reason_code, stage: i)
+            return .rejected(stage: i, reasonCode: code, text: String(nulTerminated: reason))
         }
         let events = UnsafeBufferPointer(start: connectionEvents, count: hooks.count)
         inspectsUp = events.contains { $0 & SSS_EV_DATA_UP != 0 }
@@ -370,9 +426,13 @@ public final class ConnectionChain {
                     rejected_by_name: name, reason_text: text,
                     upstream_index: Int32(info.upstreamIndex), attempts: UInt32(info.attempts),
                     upstream_id: info.upstreamID, bytes_up: info.bytesUp, bytes_down: info.bytesDown,
-                    duration_ns: info.duration, connect_latency_ns: info.connectLatency)
+                    duration_ns: info.duration, connect_latency_ns: info.connectLatency,
+                    flags: 0, reserved: 0)
+                let waitingFor = pendingOpen?.stage
+                pendingOpen = nil  // a verdict posted from now on finds nothing to settle
                 for i in 0..<entered where connectionEvents[i] & SSS_EV_CLOSE != 0 {
                     let h = hooks[i]
+                    ci.flags = i == waitingFor ? SSS_CLOSE_WHILE_PENDING : 0
                     sss_hook_enter(h.name, UInt32(SSS_HOOK_CLOSE))
                     h.onClose?(h.inst, conn, slots[i], &ci)
                     sss_hook_leave()

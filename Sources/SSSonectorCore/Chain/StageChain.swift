@@ -15,11 +15,17 @@ struct StageHooks {
     let onClose: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<sss_conn>?, UnsafeMutableRawPointer?, UnsafePointer<sss_close_info>?) -> Void)?
     /// The stage's name for the crash report (`sss_hook_enter`).
     let name: UnsafePointer<CChar>
+    /// Built for ABI 1.3 or later: its on_open may answer SSS_PENDING.
+    let mayPend: Bool
+    /// Identifies the instance's host services: whose posted verdicts settle its pending opens.
+    let servicesID: ObjectIdentifier
 
     init(_ stage: StageInstance) {
         inst = stage.inst
         name = stage.crashReportName
         events = stage.events.rawValue
+        mayPend = stage.type.abiMinor >= 3
+        servicesID = ObjectIdentifier(stage.services)
         let h = stage.hooks
         onOpen = h.on_open
         onFilter = h.on_filter_upstreams

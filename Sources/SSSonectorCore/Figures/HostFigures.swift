@@ -1,6 +1,7 @@
 /// The host's figures for one pipeline (`/stats` "connections", docs/operations.md).
 public enum PipelineFigure: Int, FigureList {
-    case active, peak, total, failedConnects, connects, connectLatency, bytesUp, bytesDown, acceptErrors
+    case active, peak, total, failedConnects, connects, connectLatency, bytesUp, bytesDown, acceptErrors,
+         pending, openTimeouts, lateVerdicts
 
     public var name: FigureName {
         switch self {
@@ -18,6 +19,14 @@ public enum PipelineFigure: Int, FigureList {
         case .bytesDown: FigureName("bytes_down", .counter, metric: "bytes_down_total", help: "Bytes relayed from upstreams to clients.")
         case .acceptErrors:
             FigureName("accept_errors", .counter, metric: "accept_errors_total", help: "Failed accept calls (each paused accepting).")
+        case .pending:
+            FigureName("pending", .gauge, metric: "connections_pending", help: "Connections waiting for a stage's pending open verdict.")
+        case .openTimeouts:
+            FigureName("open_timeouts", .counter, metric: "open_timeouts_total",
+                       help: "Pending open verdicts that did not come in time: the stage's fallback applied.")
+        case .lateVerdicts:
+            FigureName("late_verdicts", .counter, metric: "late_verdicts_total",
+                       help: "Posted open verdicts that found no wait to settle (after the timeout, or not the stage waited for).")
         }
     }
 }

@@ -60,6 +60,9 @@ public struct ConnectionSettings: Sendable, Equatable {
     public var retryAttempts = 2
     public var retryInterval: UInt64 = 1_000_000_000
     public var connectTimeout: UInt64 = 5_000_000_000
+    /// `open_timeout`: bounds the open phase (stages' verdicts, pending ones included); a
+    /// pending stage's fallback applies when it passes.
+    public var openTimeout: UInt64 = 1_000_000_000
     public var idleTimeout: UInt64 = 300_000_000_000
     /// How long a graceful stop waits for open connections before closing them.
     public var drainTimeout: UInt64 = 30_000_000_000
@@ -74,6 +77,8 @@ public struct ConnectionSettings: Sendable, Equatable {
     /// A connect (with its TLS handshake) that may wait longer is a lock-out waiting to happen.
     public static let maximumConnectTimeout: UInt64 = 600_000_000_000
     public static let maximumRetryInterval: UInt64 = 3_600_000_000_000
+    /// A client held without a verdict longer than this is a lock-out, as for connects.
+    public static let maximumOpenTimeout: UInt64 = 600_000_000_000
     /// Per direction and connection: above this one connection could hold the host's memory.
     public static let maximumBufferLimit: UInt64 = 1 << 30
 }

@@ -182,6 +182,8 @@ public enum PipelineDecoder {
         s.retryInterval = try c.duration("retry_interval", default: s.retryInterval, maximum: ConnectionSettings.maximumRetryInterval)
         s.connectTimeout = try c.duration("connect_timeout", default: s.connectTimeout, minimum: 1_000_000,
                                           maximum: ConnectionSettings.maximumConnectTimeout)
+        s.openTimeout = try c.duration("open_timeout", default: s.openTimeout, minimum: 1_000_000,
+                                       maximum: ConnectionSettings.maximumOpenTimeout)
         s.idleTimeout = try c.duration("idle_timeout", default: s.idleTimeout)
         s.drainTimeout = try c.duration("drain_timeout", default: s.drainTimeout)
         s.bufferLimit = try c.size("buffer_limit", default: s.bufferLimit, in: 0...ConnectionSettings.maximumBufferLimit)

@@ -15,7 +15,7 @@ public final class HostServices: Sendable {
     let faults = StageFaults()
 
     /// Every capability a running host offers (`plugin check` validates against these).
-    public static let fullCapabilities = SSS_HOST_CAP_METRICS | SSS_HOST_CAP_CONN_POST
+    public static let fullCapabilities = SSS_HOST_CAP_METRICS | SSS_HOST_CAP_CONN_POST | SSS_HOST_CAP_ASYNC_OPEN
 
     /// The C table handed to the plugin; valid until `release()`.
     nonisolated(unsafe) private(set) var table: UnsafeMutablePointer<sss_host_api>
@@ -31,7 +31,7 @@ public final class HostServices: Sendable {
         self.poster = poster
         self.table = UnsafeMutablePointer<sss_host_api>.allocate(capacity: 1)
         var caps = SSS_HOST_CAP_METRICS
-        if poster != nil { caps |= SSS_HOST_CAP_CONN_POST }
+        if poster != nil { caps |= SSS_HOST_CAP_CONN_POST | SSS_HOST_CAP_ASYNC_OPEN }
         table.initialize(to: sss_host_api(
             struct_size: UInt32(MemoryLayout<sss_host_api>.size),
             abi_major: UInt16(SSS_ABI_MAJOR), abi_minor: UInt16(SSS_ABI_MINOR),
@@ -41,7 +41,8 @@ public final class HostServices: Sendable {
             monotonic_ns: hostMonotonic, wall_ns: hostWall,
             metric_define: hostMetricDefine, metric_add: hostMetricAdd,
             metric_set: hostMetricSet, metric_observe: hostMetricObserve,
-            conn_post_close: hostPostClose, conn_post_resume: hostPostResume))
+            conn_post_close: hostPostClose, conn_post_resume: hostPostResume,
+            conn_post_verdict: hostPostVerdict))
         // Unretained: the owner keeps this object alive at least as long as the table.
         table.pointee.host_ctx = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -144,5 +145,18 @@ private let hostPostResume: @convention(c) (UnsafeMutableRawPointer?, UInt64, UI
     return services._withUnsafeGuaranteedRef { s in
         guard let poster = s.poster else { return SSS_E_UNSUPPORTED }
         return poster.postResume(connectionID: conn, direction: dir) ? SSS_OK : SSS_E_NOT_FOUND
+    }
+}
+
+private let hostPostVerdict: @convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32, UInt32, sss_str) -> sss_status = { ctx, conn, verdict, reason, text in
+    guard let services = HostServices.from(ctx) else { return SSS_E_ARGUMENT }
+    return services._withUnsafeGuaranteedRef { s in
+        guard let poster = s.poster else { return SSS_E_UNSUPPORTED }
+        guard verdict == SSS_ACCEPT || verdict == SSS_REJECT else {
+            s.faults.once("post verdict") { s.logger.warning("stage broke the ABI: conn_post_verdict with verdict \(verdict), which is neither ACCEPT nor REJECT; refused") }
+            return SSS_E_ARGUMENT
+        }
+        let posted = PostedVerdict(stage: ObjectIdentifier(s), verdict: verdict, reasonCode: reason, text: text.string)
+        return poster.postVerdict(connectionID: conn, posted) ? SSS_OK : SSS_E_NOT_FOUND
     }
 }

@@ -157,7 +157,8 @@ public final class PluginLibrary: Sendable {
         let base = UnsafeRawPointer(types)
         for i in 0..<Int(head.type_count) {
             let (type, found) = StageType.read(base + i * Int(head.type_stride), stride: Int(head.type_stride),
-                                               library: path, hostCaps: HostServices.fullCapabilities)
+                                               library: path, abiMinor: head.abi_minor,
+                                               hostCaps: HostServices.fullCapabilities)
             problems += found
             if let type {
                 if parsed.contains(where: { $0.name == type.name }) {

@@ -11,12 +11,14 @@ public struct StageType: @unchecked Sendable {  // function pointers into a resi
     public let flags: UInt32
     /// The library file it came from.
     public let library: String
+    /// The ABI minor its library was built for: 1.3 and later may leave an open verdict pending.
+    public let abiMinor: UInt16
     let descriptor: sss_stage_type
 
     /// Reads the type at `pointer`, copying at most `stride` bytes. Returns the problems found
     /// (empty when the type is usable) and the type when it is.
     static func read(
-        _ pointer: UnsafeRawPointer, stride: Int, library: String, hostCaps: UInt64
+        _ pointer: UnsafeRawPointer, stride: Int, library: String, abiMinor: UInt16, hostCaps: UInt64
     ) -> (StageType?, [DescriptorProblem]) {
         var d = sss_stage_type()
         withUnsafeMutableBytes(of: &d) { dst in
@@ -38,7 +40,7 @@ public struct StageType: @unchecked Sendable {  // function pointers into a resi
         guard problems.isEmpty else { return (nil, problems) }
         let summary = d.description.map { String(cString: $0) } ?? ""
         return (StageType(name: name, summary: summary, supportedEvents: events, flags: d.flags,
-                          library: library, descriptor: d), [])
+                          library: library, abiMinor: abiMinor, descriptor: d), [])
     }
 
     private static func hookPresence(_ d: sss_stage_type) -> [(StageEvents, String, Bool)] {

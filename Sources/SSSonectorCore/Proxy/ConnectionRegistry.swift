@@ -96,4 +96,10 @@ private final class ScopedConnectionPoster: ConnectionPoster {
         bound.eventLoop.execute { bound.value.resume(direction) }
         return true
     }
+
+    func postVerdict(connectionID: UInt64, _ verdict: PostedVerdict) -> Bool {
+        guard let bound = registry.session(connectionID, in: scope) else { return false }
+        bound.eventLoop.execute { bound.value.postedVerdict(verdict) }
+        return true
+    }
 }

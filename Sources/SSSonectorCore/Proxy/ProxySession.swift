@@ -11,7 +11,9 @@ import StageABI
 /// Confined to the client's event loop; the upstream channel lives on the same loop.
 final class ProxySession {
     enum Side { case client, upstream }
-    enum State { case opening, connecting, relaying, closed }
+    /// `admitting`: a stage left its open verdict pending (ABI 1.3); nothing is read from the
+    /// client and nothing connected until it comes or `admissionDeadline` passes.
+    enum State { case opening, admitting, connecting, relaying, closed }
 
     let pipeline: PipelineRuntime
     /// The listener's place this connection holds under `max_connections`.
@@ -51,6 +53,10 @@ final class ProxySession {
     private let loopIndex: Int
     /// The current attempt was served by a warm pool connection.
     private var servedByPool = false
+    /// While admitting: when the pending stage's fallback applies (its own timeout, bounded by
+    /// `open_timeout` from the start of the open phase).
+    private var admissionDeadline: UInt64 = .max
+    private var openStartedAt: UInt64 = 0
 
     /// The client's IP, for logs (formatted by the chain, once).
     var peerIP: String { chain.peerIPText }
@@ -95,7 +101,17 @@ final class ProxySession {
                 "connection": "\(id)", "peer": "\(peerIP)", "identity": "\(peerIdentity)",
             ])
         }
-        switch chain.open(now: now) {
+        openStartedAt = now
+        openDecided(chain.open(now: openStartedAt))
+    }
+
+    /// Acts on how the open hooks ended: connect, reject, or wait for a pending verdict.
+    private func openDecided(_ outcome: ConnectionChain.OpenOutcome) {
+        if state == .admitting {
+            state = .opening
+            pipeline.counters.figures.subtract(.pending)
+        }
+        switch outcome {
         case .accepted:
             up.inspected = chain.inspectsUp
             down.inspected = chain.inspectsDown
@@ -107,7 +123,21 @@ final class ProxySession {
             reasonText = text
             pipeline.counters.rejected(ABINames.reason(code))
             finish(SSS_CLOSE_REJECTED)
+        case .pending(_, let timeout):
+            state = .admitting
+            pipeline.counters.figures.add(.pending)
+            let bound = openStartedAt.addingSaturated(settings.openTimeout)
+            admissionDeadline = timeout == 0 ? bound : min(bound, now.addingSaturated(timeout))
+            armIdleTimer()
         }
+    }
+
+    /// A stage posted the verdict it left pending (`conn_post_verdict`).
+    func postedVerdict(_ posted: PostedVerdict) {
+        guard state == .admitting, let outcome = chain.settle(posted, now: now) else {
+            return pipeline.counters.figures.add(.lateVerdicts)
+        }
+        openDecided(outcome)
     }
 
     private func connectNext() {
@@ -310,6 +340,7 @@ final class ProxySession {
     /// Closes both sides and tells the stages, once.
     func finish(_ cause: UInt32) {
         guard state != .closed else { return }
+        if state == .admitting { pipeline.counters.figures.subtract(.pending) }
         state = .closed
         if idleEntry.isArmed { idleTimers.queue.cancel(idleEntry) }
         retryTimer?.cancel()
@@ -577,6 +608,8 @@ final class ProxySession {
         if side == .upstream, upstreamHandshakeFailed(ChannelError.eof) { return }
         if side == .upstream && state == .connecting { return }  // a failed attempt, handled by the connector
         if side == .client && state == .opening { return clientHandshakeFailed(ChannelError.eof) }
+        // The client left while a stage decided: the stages hear it once, in on_close.
+        if side == .client && state == .admitting { return finish(up.eofReceived ? SSS_CLOSE_CLIENT_EOF : SSS_CLOSE_CLIENT_RESET) }
         let orderly = side == .client ? (up.eofReceived || down.eofForwarded) : (down.eofReceived || up.eofForwarded)
         guard orderly, state == .relaying else {
             return finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)
@@ -614,6 +647,7 @@ final class ProxySession {
 
     /// The deadline in force: the handshake's, or the idle timeout's (`UInt64.max`: none).
     private var nextDeadline: UInt64 {
+        if state == .admitting { return admissionDeadline }
         if inHandshake { return acceptedAt.addingSaturated(settings.connectTimeout) }
         return settings.idleTimeout == 0 ? .max : lastActivityAt.addingSaturated(settings.idleTimeout)
     }
@@ -623,6 +657,10 @@ final class ProxySession {
         guard state != .closed else { return }
         let deadline = nextDeadline
         if deadline <= now {
+            if state == .admitting {
+                pipeline.counters.figures.add(.openTimeouts)
+                return chain.settleWithFallback(now: now).map(openDecided) ?? finish(SSS_CLOSE_ERROR)
+            }
             if inHandshake { return clientHandshakeFailed(ChannelError.connectTimeout(.nanoseconds(Int64(saturatingNanoseconds: settings.connectTimeout)))) }
             finish(SSS_CLOSE_IDLE_TIMEOUT)
         } else {

@@ -73,7 +73,8 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 
 #define SSS_ABI_MAJOR 1u
-#define SSS_ABI_MINOR 2u  /* 1.1: sss_conn.peer_identity; 1.2: pooled results, upstream status */
+#define SSS_ABI_MINOR 3u  /* 1.1: sss_conn.peer_identity; 1.2: pooled results, upstream status;
+                             1.3: asynchronous admission (SSS_PENDING, conn_post_verdict) */
 
 /** The one symbol a stage library exports. */
 #define SSS_ENTRY_SYMBOL "sss_stage_entry"
@@ -120,6 +121,7 @@ typedef struct sss_sink {
 /* host capability bits (sss_host_api.host_caps) */
 #define SSS_HOST_CAP_METRICS (1ull << 0)    /* metric_* services work (otherwise no-ops) */
 #define SSS_HOST_CAP_CONN_POST (1ull << 1)  /* conn_post_close / conn_post_resume work */
+#define SSS_HOST_CAP_ASYNC_OPEN (1ull << 2) /* since 1.3: SSS_PENDING and conn_post_verdict work */
 
 /* directions */
 #define SSS_DIR_UP 0u    /* client -> upstream */
@@ -164,6 +166,17 @@ typedef struct sss_host_api {
     sss_status (*conn_post_close)(void *host_ctx, uint64_t conn_id, uint32_t reason_code);
     /** Asks the host to offer held-back bytes in direction `dir` again (see on_data). */
     sss_status (*conn_post_resume)(void *host_ctx, uint64_t conn_id, uint32_t dir);
+    /**
+     * Since 1.3 (SSS_HOST_CAP_ASYNC_OPEN). Settles the open verdict this stage left pending
+     * for connection `conn_id` (on_open answered SSS_PENDING): `verdict` is SSS_ACCEPT or
+     * SSS_REJECT (then `reason_code` and `reason_text`, copied). Any thread, including the
+     * stage's own; posted to the connection's loop, so the chain goes on after the caller
+     * returns. SSS_E_NOT_FOUND when the connection is gone. A verdict that arrives after the
+     * wait ended (the timeout applied the fallback), or from a stage the connection does not
+     * wait for, is dropped on the connection's loop and counted (`late_verdicts` in /stats).
+     */
+    sss_status (*conn_post_verdict)(void *host_ctx, uint64_t conn_id, uint32_t verdict,
+                                    uint32_t reason_code, sss_str reason_text);
 } sss_host_api;
 
 /** True when the table `api` (of type `type`) is large enough to hold `field`. */
@@ -276,6 +289,7 @@ typedef struct sss_upstream_set {
 /* on_open verdicts */
 #define SSS_ACCEPT 0u
 #define SSS_REJECT 1u
+#define SSS_PENDING 2u  /* since 1.3: the verdict comes later, through conn_post_verdict */
 
 /* reason codes (rejections and stage-requested closes). Custom codes start at SSS_REASON_CUSTOM;
  * their name is the reason text's first word. */
@@ -294,6 +308,14 @@ typedef struct sss_upstream_set {
  * event mask; the stage may clear bits for this connection (never set new ones). On reject,
  * set `reason_code` and optionally write text into reason_buf (host-owned, reason_cap bytes
  * including the NUL).
+ *
+ * Since 1.3, on_open may answer SSS_PENDING (check struct_size and SSS_HOST_CAP_ASYNC_OPEN
+ * first). The host then reads nothing from the client and connects nothing until the stage
+ * posts its verdict (conn_post_verdict) or the wait times out: after `pending_timeout_ns`
+ * (0: the pipeline's connection.open_timeout alone; that bound always holds), the host applies
+ * `fallback_verdict` (SSS_ACCEPT or SSS_REJECT with `fallback_reason_code` and the text in
+ * reason_buf). A connection that closes while pending gets on_close once, with
+ * SSS_CLOSE_WHILE_PENDING set.
  */
 typedef struct sss_open_result {
     uint32_t struct_size;
@@ -301,6 +323,9 @@ typedef struct sss_open_result {
     uint64_t events;
     char *reason_buf;
     uint64_t reason_cap;
+    uint64_t pending_timeout_ns;    /* since 1.3 */
+    uint32_t fallback_verdict;      /* since 1.3: SSS_ACCEPT or SSS_REJECT */
+    uint32_t fallback_reason_code;  /* since 1.3 */
 } sss_open_result;
 
 /* on_select_upstream answers */
@@ -422,7 +447,12 @@ typedef struct sss_close_info {
     uint64_t bytes_down;        /* upstream -> client bytes delivered to the client */
     uint64_t duration_ns;       /* accept to close */
     uint64_t connect_latency_ns;/* of the successful attempt; 0 if none */
+    uint32_t flags;             /* since 1.3: SSS_CLOSE_WHILE_PENDING */
+    uint32_t reserved;          /* since 1.3: 0 */
 } sss_close_info;
+
+/* sss_close_info.flags */
+#define SSS_CLOSE_WHILE_PENDING (1u << 0)  /* this stage's open verdict was still pending */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Names (helpers, not ABI symbols: inline, so every side agrees on the words operators see)   */

@@ -64,4 +64,9 @@ final class RecordingPoster: ConnectionPoster {
         resumes.withLock { $0.append((connectionID, direction)) }
         return true
     }
+    let verdicts = Locked<[(UInt64, PostedVerdict)]>([])
+    func postVerdict(connectionID: UInt64, _ verdict: PostedVerdict) -> Bool {
+        verdicts.withLock { $0.append((connectionID, verdict)) }
+        return true
+    }
 }
