@@ -59,7 +59,7 @@ import Testing
     }
 
     static let refusals: [(variant: String, kind: PluginError.Kind, words: String)] = [
-        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.2; this host speaks 1.2"),
+        ("WRONG_MAJOR", .incompatibleABI, "built for stage ABI 2.\(SSS_ABI_MINOR); this host speaks 1.\(SSS_ABI_MINOR)"),
         ("NO_ENTRY", .noEntrySymbol, "does not export sss_stage_entry"),
         ("MISSING_HOOK", .missingHook, "declares event data_up but its on_data hook is NULL"),
         ("ENTRY_ERROR", .entryFailed, "sss_stage_entry failed: license file /etc/fixture.lic is missing"),

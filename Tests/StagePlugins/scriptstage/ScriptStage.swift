@@ -12,6 +12,9 @@ import Synchronization
 /// - `"grant"`: at most this many bytes per offer; `"retry_after"`: re-offer delay
 /// - `"payload"`: receive payload slices and record their sum
 /// - `"directions"`: `"both"` (default), `"up"`, `"down"`
+/// - `"pending"`: `{"timeout": duration, "fallback": "accept" | "reject"}` leaves every open
+///   verdict pending (ABI 1.3); control `{"op": "settle", "verdict": "accept" | "reject"}`
+///   posts it for every connection still waiting
 final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, UpstreamResultHook, DataHook,
     CloseHook, StatsHook, ControlHook
 {
@@ -27,6 +30,11 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     let retryAfter: UInt64
     let payload: Bool
     let directions: DataDirections
+    /// `pending`: the stage's own timeout and the fallback the host applies after it.
+    let pending: (timeout: UInt64, fallback: OpenVerdict)?
+    let host: StageHost
+    /// Connections whose verdict is still to be posted.
+    private let waiting = Locked<[UInt64]>([])
     private let log = Locked<[String]>([])
     private let payloadSum = Atomic<UInt64>(0)
     /// Typed per-connection state: found as its own type, refused as another.
@@ -60,6 +68,15 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
         payload = try c.bool("payload", default: false)
         let d = try c.choice("directions", ["both", "up", "down"], default: "both")
         directions = d == "up" ? .up : d == "down" ? .down : .both
+        if let p = try c.object("pending") {
+            let timeout = try p.duration("timeout", default: 0)
+            let accept = try p.choice("fallback", ["accept", "reject"], default: "reject") == "accept"
+            try p.finish()
+            pending = (timeout, accept ? .accept : .reject(.policy, "scripted fallback"))
+        } else {
+            pending = nil
+        }
+        host = setup.host
         try c.finish()
     }
 
@@ -80,6 +97,10 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
         record("open \(c.peerIP)")
         if let reject { return .reject(reject, "scripted rejection of \(c.peerIP)") }
         c.setState(ConnectionMark())
+        if let pending {
+            waiting.withLock { $0.append(c.id) }
+            return .pending(timeoutNanoseconds: pending.timeout, fallback: pending.fallback)
+        }
         return .accept
     }
 
@@ -114,7 +135,8 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
         if c.state(as: OtherMark.self) == nil, c.withState(as: OtherMark.self, { _ in true }) == nil {
             wrongTypeRefused.wrappingAdd(1, ordering: .relaxed)
         }
-        record("close \(s.cause) up=\(s.bytesUp) down=\(s.bytesDown) attempts=\(s.attempts) rejected_by=\(s.rejectedByName) reason=\(s.reasonCode)")
+        record("close \(s.cause) up=\(s.bytesUp) down=\(s.bytesDown) attempts=\(s.attempts) rejected_by=\(s.rejectedByName) reason=\(s.reasonCode)"
+               + (s.closedWhilePending ? " while_pending" : ""))
     }
 
     func stats() -> JSONValue {
@@ -123,6 +145,15 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     }
 
     func control(_ command: JSONValue) -> ControlAnswer {
+        if command["op"] == "settle" {
+            let verdict: OpenVerdict = command["verdict"] == "accept" ? .accept : .reject(.policy, "scripted verdict")
+            let ids = waiting.withLock { list -> [UInt64] in
+                defer { list.removeAll() }
+                return list
+            }
+            let posted = ids.filter { host.postVerdict($0, verdict) }.count
+            return .ok(["posted": .int(UInt64(posted))])
+        }
         guard command["op"] == "clear" else { return .badCommand("unknown op") }
         log.withLock { $0.removeAll() }
         return .ok(["cleared": true])
