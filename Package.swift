@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "SSSonectorTests",
             dependencies: [
-                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "ABIGoldenLayout", "Locking", "SharedBudget",
+                "SSSonectorCore", "SSSonectorDemo", "ConfigValues", "ABIGoldenLayout", "Locking", "SharedBudget", "StageTestKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

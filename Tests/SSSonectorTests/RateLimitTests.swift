@@ -122,9 +122,14 @@ import Testing
             (#"{"default_rate": 1, "key": "port"}"#, #"key: expected one of "client_ip", "global", "listener", found "port""#),
             (#"{"default_rate": 1, "overrides": {"10.0.0.0/99": {"rate": 1}}}"#, #"overrides["10.0.0.0/99"]: expected an IP address or CIDR block as the key"#),
             (#"{"default_rate": 1, "bandwidth": {"rate": "fast"}}"#, #"bandwidth.rate: expected a positive rate in bytes per second, or a string such as "1MiB/s", found "fast""#),
-        ] {
+            (#"{"default_rate": 1, "shared": {}}"#, #"shared.redis: required: "host:port" or "unix:/path""#),
+            (#"{"default_rate": 1, "shared": {"redis": "localhost"}}"#, #"shared.redis: expected "host:port" or "unix:/path", got "localhost""#),
+            (#"{"default_rate": 1, "shared": {"redis": "unix:/r.sock", "on_error": "panic"}}"#, #"shared.on_error: expected one of "local", "allow", "deny", found "panic""#),
+            (#"{"default_rate": 1, "shared": {"redis": "unix:/r.sock", "timeout": "1h"}}"#, nil),
+            (#"{"default_rate": 1, "shared": {"redis": "unix:/r.sock", "db": 3}}"#, nil),
+        ] as [(String, String?)] {
             let error = #expect(throws: PluginError.self) { _ = try ChainHarness(stages: [("ratelimit", config)]) }
-            #expect(error?.message == message)
+            if let message { #expect(error?.message == message) } else { #expect(error?.message.hasPrefix("shared.") == true, "\(String(describing: error))") }
         }
     }
 }
