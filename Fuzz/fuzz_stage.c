@@ -5,6 +5,7 @@
  * It keeps the ABI's memory rules (it never writes past a buffer it was given): those cannot be
  * checked by a host, only the values can.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include "sssonector_stage.h"
@@ -50,6 +51,12 @@ static uint32_t fz_open(void *inst, const sss_conn *c, void **slot, sss_open_res
         if (n >= out->reason_cap) n = (size_t)out->reason_cap - 1;
         for (size_t i = 0; i < n; i++) out->reason_buf[i] = (char)take(1);
         out->reason_buf[n] = 0;
+    }
+    if (out->struct_size >= offsetof(sss_open_result, fallback_reason_code) + sizeof(uint32_t)) {
+        /* since 1.3: a pending verdict's timeout and fallback (any values, valid or not) */
+        out->pending_timeout_ns = take(4);
+        out->fallback_verdict = (uint32_t)take(1);
+        out->fallback_reason_code = (uint32_t)take(4);
     }
     return (uint32_t)take(1);
 }

@@ -3,7 +3,10 @@
 # Debian when it is missing, then
 #   1. the test suite (unit, plugin loading, end-to-end through real sockets and real .so files);
 #   2. each libFuzzer target for a short, bounded time (scripts/fuzz.sh), on the kept corpus;
-#   3. the chain, relay, stage, fault, warm-pool and reverse-tunnel suites under ThreadSanitizer (scripts/sanitizers.sh).
+#   3. the chain, relay, stage, fault, warm-pool, reverse-tunnel, asynchronous-admission and
+#      shared-rate-limit suites under ThreadSanitizer (scripts/sanitizers.sh).
+# The shared-rate-limit tests start a real redis-server of their own (Debian's package, installed
+# here), one per test, on a Unix socket in a fresh temporary folder (no TCP port), and stop it.
 # SSSONECTOR_QUICK=1 runs step 1 only (what `swift test` alone would, with the packages checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +23,5 @@ scripts/fuzz.sh "${SSSONECTOR_FUZZ_SECONDS:-60}"
 echo "fuzzing: $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
-scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests|WarmPoolEndToEndTests|PoolDemandTests|ReverseTunnelEndToEndTests|ReverseTunnelUnitTests"
+scripts/sanitizers.sh thread "ConnectionChainTests|RelayEndToEndTests|StockStagesEndToEndTests|RateLimitTests|BreakerTests|BalancerTests|TrackerTests|FaultInjectionTests|RuntimeLifecycleTests|IdleQueueTests|WarmPoolEndToEndTests|PoolDemandTests|ReverseTunnelEndToEndTests|ReverseTunnelUnitTests|AsyncAdmissionTests|SharedBudgetTests|SharedRateLimitEndToEndTests"
 echo "thread sanitizer: $(( $(date +%s) - start )) s"

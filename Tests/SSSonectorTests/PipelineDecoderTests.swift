@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func shippedPipelinesDecode() throws {
-        for name in ["minimal.json", "demo.json", "tunnel-client.json", "tunnel-server.json", "relay.json", "relay-public.json", "connector.json"] {
+        for name in ["minimal.json", "demo.json", "tunnel-client.json", "tunnel-server.json", "relay.json", "relay-public.json", "connector.json", "shared-limit.json"] {
             let path = "\(TestEnvironment.repositoryRoot)/pipelines/\(name)"
             #expect(throws: Never.self) { try PipelineDecoder.loadFile(path).get() }
         }
