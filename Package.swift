@@ -58,8 +58,10 @@ let package = Package(
         .target(name: "CrashReport", path: "Sources/CrashReport"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
         .target(name: "Locking", path: "Sources/Locking"),
-        // hiredis, Debian's libhiredis-dev: the Redis client of ratelimit's shared budget.
-        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // hiredis, Debian's libhiredis-dev (scripts/install-dependencies.sh): the Redis client of
+        // ratelimit's shared budget. No pkgConfig: its flags add -D_FILE_OFFSET_BITS=64, which
+        // SwiftPM refuses with a warning on every build; the headers are in /usr/include.
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
         .target(name: "SharedBudget", dependencies: ["CHiredis", "Locking"], path: "Sources/SharedBudget"),
         .target(name: "StageKit", dependencies: ["StageABI", "ConfigValues", "Locking"], path: "Sources/StageKit", swiftSettings: hotPath),
         .target(

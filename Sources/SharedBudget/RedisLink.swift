@@ -239,16 +239,28 @@ public final class RedisLink: @unchecked Sendable {  // thread-confined state be
     private func issue(_ entry: Submitted, on context: UnsafeMutablePointer<redisAsyncContext>) {
         let command = InFlightCommand(completion: entry.completion, sentAt: entry.submittedAt)
         let box = Unmanaged.passRetained(command).toOpaque()
-        let copies = entry.argv.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
-        var pointers = copies.map { UnsafePointer<CChar>($0) }
-        var lengths = entry.argv.map { $0.utf8.count }
-        let status = redisAsyncCommandArgv(context, { _, reply, privdata in
-            guard let privdata else { return }
-            let command = Unmanaged<InFlightCommand>.fromOpaque(privdata).takeRetainedValue()
-            command.finish(reply.map { RedisReply($0.assumingMemoryBound(to: redisReply.self)) }.map { .success($0) }
-                           ?? .failure(.disconnected))
-        }, box, Int32(pointers.count), &pointers, &lengths)
+        // One buffer for every argument (hiredis copies them into its output buffer and takes
+        // lengths, so no NUL and no copy per argument).
+        var bytes: [UInt8] = []
+        var lengths: [Int] = []
+        for argument in entry.argv {
+            bytes.append(contentsOf: argument.utf8)
+            lengths.append(argument.utf8.count)
+        }
+        let status = bytes.withUnsafeBufferPointer { buffer -> Int32 in
+            let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+            var offset = 0
+            var pointers: [UnsafePointer<CChar>?] = lengths.map { length in
+                defer { offset += length }
+                return base + offset
+            }
+            return redisAsyncCommandArgv(context, { _, reply, privdata in
+                guard let privdata else { return }
+                let command = Unmanaged<InFlightCommand>.fromOpaque(privdata).takeRetainedValue()
+                command.finish(reply.map { RedisReply($0.assumingMemoryBound(to: redisReply.self)) }.map { .success($0) }
+                               ?? .failure(.disconnected))
+            }, box, Int32(lengths.count), &pointers, &lengths)
+        }
         if status == REDIS_OK {
             inFlight.append(command)
         } else {
