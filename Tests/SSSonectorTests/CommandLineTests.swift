@@ -1,4 +1,5 @@
 import Foundation
+import StageABI
 import Testing
 @testable import SSSonectorCore
 
@@ -65,7 +66,7 @@ import Testing
         for name in ["bytecap", "scriptstage"] {
             let info = try HostProcess.runToEnd(["plugin", "info", TestEnvironment.builtPlugin(name)])
             #expect(info.status == 0, "\(info.stderr)")
-            #expect(info.stdout.contains("abi: 1.2"))
+            #expect(info.stdout.contains("abi: 1.\(SSS_ABI_MINOR)"))
             let check = try HostProcess.runToEnd(["plugin", "check", TestEnvironment.builtPlugin(name)])
             #expect(check.status == 0, "\(check.stderr)")
         }
@@ -74,6 +75,6 @@ import Testing
         #expect(c.stdout.contains("events: open stats"))
         let bad = try HostProcess.runToEnd(["plugin", "check", try CPlugins.fixture("WRONG_MAJOR")])
         #expect(bad.status == 2)
-        #expect(bad.stderr.contains("problem: ") && bad.stderr.contains("built for stage ABI 2.2"))
+        #expect(bad.stderr.contains("problem: ") && bad.stderr.contains("built for stage ABI 2.\(SSS_ABI_MINOR)"))
     }
 }
