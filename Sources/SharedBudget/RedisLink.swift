@@ -179,9 +179,11 @@ public final class RedisLink: @unchecked Sendable {  // thread-confined state be
         case .tcp(let host, let port): c = redisAsyncConnect(host, port)
         case .unix(let path): c = redisAsyncConnectUnix(path)
         }
-        guard let c else { return }
-        if c.pointee.err != 0 {
-            redisAsyncFree(c)
+        guard let c, c.pointee.err == 0 else {
+            // Refused at once (no such socket, no memory): down until the next attempt, and
+            // what waits fails now rather than at the host's timeout.
+            if let c { redisAsyncFree(c) }
+            queue.withLock { $0.phase = .down }
             return failQueued(.notConnected)
         }
         let me = Unmanaged.passUnretained(self).toOpaque()

@@ -164,6 +164,16 @@ import Testing
         #expect(acquire(store, key: "k", rate: 1, burst: 1, times: 1) == [.success(.allowed)])
     }
 
+    @Test func aRedisThatIsNotThereFailsAtOnceFromTheStart() {
+        let store = RedisBudgetStore(endpoint: .unix(path: TestEnvironment.temporaryDirectory() + "/none.sock"),
+                                     timeout: 60_000_000_000)
+        defer { store.stop() }
+        #expect(eventually { !store.isReachable })
+        // Not queued for a connect that cannot come: answered well before the 60 s timeout.
+        let failed = acquire(store, key: "k", rate: 1, burst: 1, times: 1)
+        #expect(failed == [.failure(.notConnected)])
+    }
+
     @Test func aPausedRedisTimesOutWithoutBlockingTheCaller() throws {
         let redis = try RedisServer()
         let store = connectedStore(redis, timeout: 50_000_000)
