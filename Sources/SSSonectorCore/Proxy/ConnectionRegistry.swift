@@ -93,7 +93,7 @@ private final class ScopedConnectionPoster: ConnectionPoster {
 
     func postResume(connectionID: UInt64, direction: UInt32) -> Bool {
         guard let bound = registry.session(connectionID, in: scope) else { return false }
-        bound.eventLoop.execute { bound.value.resume(direction) }
+        bound.eventLoop.execute { bound.value.resume(abiDirection: direction) }
         return true
     }
 

@@ -24,10 +24,13 @@ public final class PipelineRuntime: Sendable {
     let pools: PipelinePools
     /// The host's relay: where reverse upstreams (`reverse.service`) find their connectors.
     let relayHub: RelayHub?
+    /// How sessions reach upstreams (a fake in the unit tests).
+    let dialer: any UpstreamDialing
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
          registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS(),
-         relayHub: RelayHub? = nil) {
+         relayHub: RelayHub? = nil, dialer: any UpstreamDialing = ChannelUpstreamDialer()) {
+        self.dialer = dialer
         self.tls = tls
         self.relayHub = relayHub
         self.pools = PipelinePools(config)

@@ -1,16 +1,17 @@
 import NIOCore
-import NIOPosix
-import NIOSSL
 import ConfigValues
 import StageABI
 
-/// One client connection through a pipeline (docs/architecture.md, "A connection's bytes"): runs the chain's open verdicts, chooses
-/// and connects an upstream with retries, relays both directions with backpressure and data
-/// grants, and closes once, telling every entered stage.
+/// One client connection through a pipeline (docs/architecture.md, "A connection's bytes"): runs
+/// the chain's open verdicts, chooses and connects an upstream with retries, relays both
+/// directions with backpressure and data grants (`ProxySession+Relay.swift`), and closes once,
+/// telling every entered stage.
 ///
-/// Confined to the client's event loop; the upstream channel lives on the same loop.
+/// The session sees its two sides as `RelayEndpoint`s and reaches upstreams through the
+/// runtime's `UpstreamDialing`, so its logic runs the same over any transport (SwiftNIO
+/// channels in production, fakes in `ProxySessionTests`). Confined to the client's event loop;
+/// the upstream lives on the same loop.
 final class ProxySession {
-    enum Side { case client, upstream }
     /// `admitting`: a stage left its open verdict pending (ABI 1.3); nothing is read from the
     /// client and nothing connected until it comes or `admissionDeadline` passes.
     enum State { case opening, admitting, connecting, relaying, closed }
@@ -21,36 +22,32 @@ final class ProxySession {
     let loop: EventLoop
     let chain: ConnectionChain
     private(set) var state = State.opening
-    private var client: ChannelHandlerContext?
-    private var upstream: ChannelHandlerContext?
-    private var up = RelayPipe(direction: SSS_DIR_UP)
-    private var down = RelayPipe(direction: SSS_DIR_DOWN)
+    var client: RelayEndpoint?
+    var upstream: RelayEndpoint?
+    var up = RelayPipe(direction: .up)
+    var down = RelayPipe(direction: .down)
     private var planner: RetryPlanner
     private var snapshot: UpstreamSnapshot?
     private var upstreamIndex = -1
     private var upstreamCounters: UpstreamCounters?
+    /// The connect attempt in flight, cancelled if the session ends first.
+    private var pendingAttempt: UpstreamAttempt?
     private var attemptStartedAt: UInt64 = 0
     private var connectLatency: UInt64 = 0
     private let acceptedAt: UInt64
-    private var firstEOF: UInt32?
-    /// The side's channel closed after its FIN (an orderly close, not a reset).
-    private var clientGone = false
-    private var upstreamGone = false
+    /// The close cause of the first FIN either way (the cause of an orderly close).
+    var firstEOF: UInt32?
     private var rejectedBy = -1
-    private var reasonCode = SSS_REASON_NONE
+    var reasonCode = SSS_REASON_NONE
     private var reasonText = ""
-    /// Whether each side's channel takes more writes: NIO's writability, mirrored from its
-    /// events, so the check before every read does not go through the channel.
-    private var clientWritable = true
-    private var upstreamWritable = true
     /// When a byte (or an EOF) last moved either way: the idle timeout counts from here.
-    private var lastActivityAt: UInt64
+    var lastActivityAt: UInt64
     /// This loop's idle deadlines and our place in them.
     private let idleTimers: LoopIdleTimers
     private let idleEntry = IdleQueue<ProxySession>.Entry()
     private var retryTimer: Scheduled<Void>?
     /// This loop's index: its warm pools serve this connection.
-    private let loopIndex: Int
+    let loopIndex: Int
     /// The current attempt was served by a warm pool connection.
     private var servedByPool = false
     /// While admitting: when the pending stage's fallback applies (its own timeout, bounded by
@@ -65,7 +62,7 @@ final class ProxySession {
     /// (the relay's CONNECT is answered then).
     private let tunnelStream: Bool
     /// The client's address (a reverse upstream's stream carries it to the connector).
-    private let peer: SocketAddress?
+    let peer: SocketAddress?
 
     init(pipeline: PipelineRuntime, gate: AdmissionGate, loop: EventLoop, idleTimers: LoopIdleTimers, id: UInt64,
          threadIndex: Int, peer: SocketAddress?, local: SocketAddress?, tunnelStream: Bool = false) {
@@ -86,10 +83,25 @@ final class ProxySession {
     }
 
     var id: UInt64 { chain.id }
-    private var now: UInt64 { pipeline.clock.monotonicNanoseconds() }
-    private var settings: ConnectionSettings { pipeline.config.connection }
+    var now: UInt64 { pipeline.clock.monotonicNanoseconds() }
+    var settings: ConnectionSettings { pipeline.config.connection }
 
-    // MARK: life cycle
+    /// A direction's pipe, read or changed in place (no copy of the struct).
+    subscript(pipe direction: RelayDirection) -> RelayPipe {
+        _read { if direction == .up { yield up } else { yield down } }
+        _modify { if direction == .up { yield &up } else { yield &down } }
+    }
+
+    /// A side's transport (nil before it is attached, and after the close).
+    func endpoint(_ side: RelaySide) -> RelayEndpoint? { side == .client ? client : upstream }
+
+    // MARK: opening
+
+    /// The client's transport exists (its TLS handshake may still run): its deadline starts.
+    func clientAttached(_ endpoint: RelayEndpoint) {
+        client = endpoint
+        armIdleTimer()  // while opening: the TLS handshake's deadline
+    }
 
     /// The client side is ready (connected; TLS handshake done on a TLS listener): run the open
     /// verdicts, then connect.
@@ -140,6 +152,18 @@ final class ProxySession {
         openDecided(outcome)
     }
 
+    /// A TLS client failed its handshake with our listener: refused, logged and counted.
+    func clientHandshakeFailed(_ error: Error) {
+        pipeline.counters.rejected("tls_handshake")
+        pipeline.logger.warning("TLS handshake refused", metadata: [
+            "connection": "\(id)", "peer": "\(peerIP)", "error": "\(error)",
+        ])
+        reasonCode = SSS_REASON_POLICY
+        finish(SSS_CLOSE_ERROR)
+    }
+
+    // MARK: connecting
+
     private func connectNext() {
         guard state == .connecting else { return }
         let current = snapshot ?? pipeline.upstreams.current
@@ -170,108 +194,25 @@ final class ProxySession {
         chain.beginAttempt(upstream: index, in: current, attempt: planner.attempts)
         upstreamIndex = index
         attemptStartedAt = now
-        if let warm = pipeline.pools.take(entry, loopIndex: loopIndex, now: attemptStartedAt) {
-            return adopt(warm, index: index, in: current)
+        // The dialer may complete at once (a warm pool hit, a refused connect) and a retry may
+        // start a new attempt inside; an attempt is returned only while it is in flight.
+        let started = pipeline.dialer.dial(entry, for: self) { [self] result in
+            pendingAttempt = nil
+            connectCompleted(result, index: index, in: current)
         }
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let tls = pipeline.tls.upstreams[entry.name]
-        UpstreamConnector.connect(to: pipeline.target(for: entry), on: loop, settings: settings,
-                                  relay: pipeline.relayHub, client: peer) { channel in
-            if let tls {
-                try channel.pipeline.syncOperations.addHandler(
-                    try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
-            }
-            try channel.pipeline.syncOperations.addHandler(
-                RelaySideHandler(session: bound.value, side: .upstream, awaitsHandshake: tls != nil))
-        }.whenComplete { result in
-            let session = bound.value
-            if tls != nil, case .success(let channel) = result {
-                // TCP is up; the attempt succeeds only when the TLS handshake does.
-                session.pendingHandshake = PendingHandshake(channel: channel, index: index, snapshot: current)
-                if session.handshakeCompletedEarly {
-                    session.upstreamHandshakeCompleted()
-                } else {
-                    // connect_timeout bounds the TLS handshake too.
-                    let remaining = session.settings.connectTimeout &- (session.now &- session.attemptStartedAt)
-                    session.handshakeTimer = session.loop.scheduleTask(in: .nanoseconds(Int64(clamping: max(remaining, 1)))) {
-                        _ = bound.value.upstreamHandshakeFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: remaining))))
-                    }
-                }
-            } else {
-                session.connectCompleted(result, index: index, in: current)
-            }
-        }
+        if let started { pendingAttempt = started }
     }
 
-    /// Relays over a warm pool connection (TCP up, TLS verified ahead): the relay's handler
-    /// takes the place of the pool's, a server-first greeting the pool kept becomes the first
-    /// bytes down, and the attempt succeeds at once.
-    private func adopt(_ warm: WarmConnection, index: Int, in current: UpstreamSnapshot) {
-        let greeting = warm.greeting
-        guard let channel = warm.takeChannel() else { return connectNext() }
-        do {
-            try channel.pipeline.syncOperations.addHandler(RelaySideHandler(session: self, side: .upstream))
-        } catch {
-            channel.close(promise: nil)
-            return connectCompleted(.failure(error), index: index, in: current)
-        }
-        if let greeting { down.hold(greeting) }
-        servedByPool = true
-        connectCompleted(.success(channel), index: index, in: current)
-    }
-
-    /// An upstream whose TCP connect succeeded and whose TLS handshake is in progress.
-    struct PendingHandshake {
-        let channel: Channel
-        let index: Int
-        let snapshot: UpstreamSnapshot
-    }
-    private var pendingHandshake: PendingHandshake?
-    private var handshakeCompletedEarly = false
-    private var handshakeTimer: Scheduled<Void>?
-
-    /// The upstream's TLS handshake completed: the attempt succeeded.
-    func upstreamHandshakeCompleted() {
-        guard let pending = pendingHandshake else {
-            handshakeCompletedEarly = true
-            return
-        }
-        pendingHandshake = nil
-        handshakeCompletedEarly = false
-        handshakeTimer?.cancel()
-        connectCompleted(.success(pending.channel), index: pending.index, in: pending.snapshot)
-    }
-
-    /// The upstream's TLS handshake failed (or the connection closed during it): the attempt
-    /// failed, and the retry policy decides what follows.
-    private func upstreamHandshakeFailed(_ error: Error) -> Bool {
-        guard state == .connecting, let pending = pendingHandshake else { return false }
-        pendingHandshake = nil
-        handshakeTimer?.cancel()
-        upstream = nil
-        pending.channel.close(promise: nil)
-        connectCompleted(.failure(error), index: pending.index, in: pending.snapshot)
-        return true
-    }
-
-    /// A TLS client failed its handshake with our listener: refused, logged and counted.
-    private func clientHandshakeFailed(_ error: Error) {
-        pipeline.counters.rejected("tls_handshake")
-        pipeline.logger.warning("TLS handshake refused", metadata: [
-            "connection": "\(id)", "peer": "\(peerIP)", "error": "\(error)",
-        ])
-        reasonCode = SSS_REASON_POLICY
-        finish(SSS_CLOSE_ERROR)
-    }
-
-    private func connectCompleted(_ result: Result<Channel, Error>, index: Int, in current: UpstreamSnapshot) {
+    private func connectCompleted(_ result: Result<DialedUpstream, Error>, index: Int, in current: UpstreamSnapshot) {
         let latency = now &- attemptStartedAt
         switch result {
-        case .success(let channel):
+        case .success(let dialed):
             guard state == .connecting else {
-                channel.close(promise: nil)  // the client left while we connected
+                dialed.endpoint.close()  // the client left while we connected
                 return
             }
+            servedByPool = dialed.pooled
+            if let greeting = dialed.greeting { down.hold(greeting) }  // a server-first greeting: the first bytes down
             _ = chain.report(outcome: SSS_CONNECT_OK, upstream: index, in: current, attempt: planner.attempts,
                              osErrno: 0, latency: latency, remainingUntried: 0, now: now, pooled: servedByPool)
             connectLatency = latency
@@ -283,13 +224,14 @@ final class ProxySession {
             counters.figures.add(.active)
             counters.figures.add(.total)
             upstreamCounters = counters
-            upstreamWritable = channel.isWritable
+            upstream = dialed.endpoint
+            up.sinkWritable = dialed.writable
             state = .relaying
-            if tunnelStream { client?.triggerUserOutboundEvent(TunnelUpstreamConnected(), promise: nil) }
+            if tunnelStream { client?.upstreamConnected() }
             releaseEarlyBytes()
             resumeReading(.client)
             resumeReading(.upstream)
-            maybeForwardEOF(SSS_DIR_UP)
+            maybeForwardEOF(.up)
         case .failure(let error):
             pipeline.counters.figures.add(.failedConnects)
             guard state == .connecting else { return }
@@ -318,24 +260,7 @@ final class ProxySession {
         }
     }
 
-    /// Sends what arrived before relaying started (see `read`).
-    private func releaseEarlyBytes() {
-        for direction in [SSS_DIR_UP, SSS_DIR_DOWN] {
-            let held = direction == SSS_DIR_UP ? up.heldBytes : down.heldBytes
-            guard held > 0 else { continue }
-            let inspected = direction == SSS_DIR_UP ? up.inspected : down.inspected
-            if inspected {
-                offer(direction, reoffer: false)
-            } else if direction == SSS_DIR_UP {
-                up.released = up.received
-                while let chunk = up.nextReleasedChunk() { upstream?.write(NIOAny(chunk), promise: nil) }
-            } else {
-                down.released = down.received
-                while let chunk = down.nextReleasedChunk() { client?.write(NIOAny(chunk), promise: nil) }
-            }
-            flush(direction)
-        }
-    }
+    // MARK: closing
 
     /// Closes both sides and tells the stages, once.
     func finish(_ cause: UInt32) {
@@ -344,10 +269,12 @@ final class ProxySession {
         state = .closed
         if idleEntry.isArmed { idleTimers.queue.cancel(idleEntry) }
         retryTimer?.cancel()
+        pendingAttempt?.cancel()
+        pendingAttempt = nil
         up.reofferTimer?.cancel()
         down.reofferTimer?.cancel()
-        client?.close(promise: nil)
-        upstream?.close(promise: nil)
+        client?.close()
+        upstream?.close()
         var info = ConnectionChain.CloseInfo(cause: cause)
         info.rejectedBy = rejectedBy
         info.reasonCode = reasonCode
@@ -378,254 +305,7 @@ final class ProxySession {
         upstream = nil
     }
 
-    // MARK: events from the two sides
-
-    func attached(_ side: Side, _ context: ChannelHandlerContext) {
-        if side == .upstream {
-            upstream = context
-        } else {
-            client = context
-            armIdleTimer()  // while opening: the TLS handshake's deadline
-        }
-    }
-
-    /// Whether the side may read now (its pipe is relaying and has room).
-    func mayRead(_ side: Side) -> Bool {
-        guard state == .relaying else { return false }
-        switch side {
-        case .client: return up.mayRead(sinkWritable: upstreamWritable, limit: settings.bufferLimit)
-        case .upstream: return down.mayRead(sinkWritable: clientWritable, limit: settings.bufferLimit)
-        }
-    }
-
-    func readSuppressed(_ side: Side) {
-        if side == .client { up.readSuppressed = true } else { down.readSuppressed = true }
-    }
-
-    func read(_ side: Side, _ buffer: ByteBuffer) {
-        guard state == .relaying else {
-            // Bytes decrypted together with the last TLS handshake message can arrive before
-            // the upstream is connected: keep them; they go out when relaying starts.
-            if state != .closed { side == .client ? up.hold(buffer) : down.hold(buffer) }
-            return
-        }
-        if side == .client {
-            if up.inspected {
-                up.hold(buffer)
-                offer(SSS_DIR_UP, reoffer: false)
-            } else {
-                up.passThrough(buffer)
-                upstream?.write(NIOAny(buffer), promise: nil)
-            }
-        } else {
-            if down.inspected {
-                down.hold(buffer)
-                offer(SSS_DIR_DOWN, reoffer: false)
-            } else {
-                down.passThrough(buffer)
-                client?.write(NIOAny(buffer), promise: nil)
-            }
-        }
-    }
-
-    /// The end of a read burst: notes the activity once per burst (one clock read, not one
-    /// per chunk) and flushes what the burst wrote.
-    func readComplete(_ side: Side) {
-        if state == .relaying { lastActivityAt = now }
-        flush(side == .client ? SSS_DIR_UP : SSS_DIR_DOWN)
-    }
-
-    /// Flushes a direction's sink. A flush (like a write) may re-enter this session
-    /// synchronously (writability changes), so no access to a pipe spans the call.
-    private func flush(_ direction: UInt32) {
-        if direction == SSS_DIR_UP {
-            guard up.unflushed else { return }
-            up.unflushed = false
-            upstream?.flush()
-        } else {
-            guard down.unflushed else { return }
-            down.unflushed = false
-            client?.flush()
-        }
-    }
-
-    /// Offers a direction's held bytes to its stages and writes what they release.
-    private func offer(_ direction: UInt32, reoffer: Bool) {
-        guard state == .relaying else { return }
-        let grant: ConnectionChain.Grant
-        let isUp = direction == SSS_DIR_UP
-        let received = isUp ? up.received : down.received
-        let eof = isUp ? up.eofReceived : down.eofReceived
-        let buffered = isUp ? up.heldBytes : down.heldBytes
-        if chain.wantsSlices {
-            // Views of the held chunks only when a stage asked for payload.
-            let slices = isUp ? HeldBytesSlices(held: up.held ?? [], base: up.written) : HeldBytesSlices(held: down.held ?? [], base: down.written)
-            grant = chain.offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
-                                reoffer: reoffer, slices: slices)
-        } else {
-            grant = chain.offer(direction: direction, received: received, eof: eof, buffered: buffered, now: now,
-                                reoffer: reoffer)
-        }
-        if let reason = grant.closeReason {
-            reasonCode = reason
-            finish(SSS_CLOSE_STAGE_CLOSED)
-            return
-        }
-        // Writes may re-enter the session (writability changes): take one chunk at a time so
-        // no access to the pipe spans a write.
-        if direction == SSS_DIR_UP {
-            up.released = grant.releasedUpTo
-            while let chunk = up.nextReleasedChunk() { upstream?.write(NIOAny(chunk), promise: nil) }
-        } else {
-            down.released = grant.releasedUpTo
-            while let chunk = down.nextReleasedChunk() { client?.write(NIOAny(chunk), promise: nil) }
-        }
-        if grant.retryAfter > 0 { armReoffer(direction, after: grant.retryAfter) }
-        maybeForwardEOF(direction)
-    }
-
-    private func armReoffer(_ direction: UInt32, after delay: UInt64) {
-        let armed = direction == SSS_DIR_UP ? up.reofferTimer != nil : down.reofferTimer != nil
-        guard !armed, state == .relaying else { return }
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let timer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: delay))) {
-            bound.value.reofferTimerFired(direction)
-        }
-        if direction == SSS_DIR_UP { up.reofferTimer = timer } else { down.reofferTimer = timer }
-    }
-
-    private func reofferTimerFired(_ direction: UInt32) {
-        if direction == SSS_DIR_UP { up.reofferTimer = nil } else { down.reofferTimer = nil }
-        resume(direction)
-    }
-
-    /// Offers held bytes again (a timer fired, or a stage posted a resume), flushes, and lets
-    /// the source read again when there is room.
-    func resume(_ direction: UInt32) {
-        guard state == .relaying else { return }
-        offer(direction, reoffer: true)
-        flush(direction)
-        resumeReading(direction == SSS_DIR_UP ? .client : .upstream)
-    }
-
-    /// Issues a suppressed read on `side` if it may read now.
-    private func resumeReading(_ side: Side) {
-        guard mayRead(side) else { return }
-        switch side {
-        case .client where up.readSuppressed:
-            up.readSuppressed = false
-            client?.read()
-        case .upstream where down.readSuppressed:
-            down.readSuppressed = false
-            upstream?.read()
-        default: break
-        }
-    }
-
-    /// The side's channel became writable or unwritable; once writable again, the other side
-    /// may read.
-    func writabilityChanged(_ side: Side, writable: Bool) {
-        if side == .client { clientWritable = writable } else { upstreamWritable = writable }
-        if writable { resumeReading(side == .client ? .upstream : .client) }
-    }
-
-    /// The side half-closed its output (FIN).
-    func inputClosed(_ side: Side) {
-        lastActivityAt = now
-        if side == .client {
-            up.eofReceived = true
-            if firstEOF == nil { firstEOF = SSS_CLOSE_CLIENT_EOF }
-            if state == .relaying, up.inspected { offer(SSS_DIR_UP, reoffer: false) } else { maybeForwardEOF(SSS_DIR_UP) }
-        } else {
-            down.eofReceived = true
-            if firstEOF == nil { firstEOF = SSS_CLOSE_UPSTREAM_EOF }
-            if state == .relaying, down.inspected { offer(SSS_DIR_DOWN, reoffer: false) } else { maybeForwardEOF(SSS_DIR_DOWN) }
-        }
-    }
-
-    /// Passes a half-close on once every byte before it has been written: an empty write's
-    /// promise completes after the earlier writes, and only then is the sink's output shut
-    /// (shutting it with writes pending would drop them when its input is closed already).
-    private func maybeForwardEOF(_ direction: UInt32) {
-        guard state == .relaying else { return }
-        let sink: ChannelHandlerContext?
-        if direction == SSS_DIR_UP {
-            guard up.eofReceived, !up.eofForwarded, up.written == up.received else { return }
-            up.eofForwarded = true
-            sink = upstream
-        } else {
-            guard down.eofReceived, !down.eofForwarded, down.written == down.received else { return }
-            down.eofForwarded = true
-            sink = client
-        }
-        guard let sink else { return }
-        let drained = loop.makePromise(of: Void.self)
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        drained.futureResult.whenComplete { result in bound.value.eofDrained(direction, result) }
-        if direction == SSS_DIR_UP { up.unflushed = false } else { down.unflushed = false }
-        sink.writeAndFlush(NIOAny(ByteBuffer()), promise: drained)
-    }
-
-    private func eofDrained(_ direction: UInt32, _ result: Result<Void, Error>) {
-        guard state == .relaying else { return }
-        if case .failure(let error) = result {
-            return failed(direction == SSS_DIR_UP ? .upstream : .client, error)
-        }
-        let sink = direction == SSS_DIR_UP ? upstream : client
-        sink?.close(mode: .output, promise: nil)
-        if direction == SSS_DIR_UP { up.eofDelivered = true } else { down.eofDelivered = true }
-        // Done when both directions ended, or when this direction's source has closed entirely.
-        let sourceGone = direction == SSS_DIR_UP ? clientGone : upstreamGone
-        if (up.eofDelivered && down.eofDelivered) || sourceGone {
-            finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF)
-        }
-    }
-
-    func failed(_ side: Side, _ error: Error) {
-        guard state != .closed else { return }
-        if side == .upstream, upstreamHandshakeFailed(error) { return }
-        if side == .upstream && state == .connecting { return }  // a failed attempt (a tunnel stream), handled by the connector
-        if side == .client, state == .opening { return clientHandshakeFailed(error) }
-        // A TLS peer that closes TCP without close_notify after its data: treated as its EOF,
-        // as HAProxy and nginx do (the bytes before it were authenticated).
-        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls, state == .relaying {
-            return inputClosed(side)
-        }
-        pipeline.logger.debug("connection error", metadata: ["connection": "\(id)", "side": "\(side)", "error": "\(error)"])
-        let reset = UpstreamConnector.isReset(error)
-        switch side {
-        case .client: finish(reset ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_ERROR)
-        case .upstream: finish(reset ? SSS_CLOSE_UPSTREAM_RESET : SSS_CLOSE_ERROR)
-        }
-    }
-
-    /// A side's channel closed. A reset arrives as an error first (`failed`). Without one, the
-    /// close is orderly: the side sent its FIN (NIO closes the channel on EOF without an
-    /// `inputClosed` event once our output to it is shut already). Finish once its bytes have
-    /// reached the other side.
-    func inactive(_ side: Side) {
-        guard state != .closed else { return }
-        if side == .upstream, upstreamHandshakeFailed(ChannelError.eof) { return }
-        if side == .upstream && state == .connecting { return }  // a failed attempt, handled by the connector
-        if side == .client && state == .opening { return clientHandshakeFailed(ChannelError.eof) }
-        // The client left while a stage decided: the stages hear it once, in on_close.
-        if side == .client && state == .admitting { return finish(up.eofReceived ? SSS_CLOSE_CLIENT_EOF : SSS_CLOSE_CLIENT_RESET) }
-        let orderly = side == .client ? (up.eofReceived || down.eofForwarded) : (down.eofReceived || up.eofForwarded)
-        guard orderly, state == .relaying else {
-            return finish(side == .client ? SSS_CLOSE_CLIENT_RESET : SSS_CLOSE_UPSTREAM_RESET)
-        }
-        if side == .client {
-            clientGone = true
-            if !up.eofReceived { inputClosed(.client) }
-            if up.eofDelivered { finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF) }
-        } else {
-            upstreamGone = true
-            if !down.eofReceived { inputClosed(.upstream) }
-            if down.eofDelivered { finish(firstEOF ?? SSS_CLOSE_UPSTREAM_EOF) }
-        }
-    }
-
-    // MARK: timers and posts
+    // MARK: deadlines and posts
 
     /// Closes the connection `idle_timeout` after the last byte either way. The relay only
     /// notes the time of each chunk; the deadline moves when it comes due and finds newer
@@ -643,9 +323,10 @@ final class ProxySession {
         }
     }
 
-    private var inHandshake: Bool { state == .opening && pipeline.tls.server != nil }
+    var inHandshake: Bool { state == .opening && pipeline.tls.server != nil }
 
-    /// The deadline in force: the handshake's, or the idle timeout's (`UInt64.max`: none).
+    /// The deadline in force: the admission's, the handshake's, or the idle timeout's
+    /// (`UInt64.max`: none).
     private var nextDeadline: UInt64 {
         if state == .admitting { return admissionDeadline }
         if inHandshake { return acceptedAt.addingSaturated(settings.connectTimeout) }

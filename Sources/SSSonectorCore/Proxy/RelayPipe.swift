@@ -8,8 +8,23 @@ import StageABI
 /// [written, received) sit in `held` as the `ByteBuffer`s they arrived in (no copy); a
 /// direction no stage inspects never holds anything: each chunk is written as it is read.
 struct RelayPipe {
-    /// SSS_DIR_UP or SSS_DIR_DOWN.
-    let direction: UInt32
+    /// How far a direction's end of stream has gone, in the order it goes: the source's FIN
+    /// arrives, the session asks the sink to shut its output once every byte before the FIN is
+    /// out, and the sink's output is shut. One state, so no combination of flags can disagree.
+    enum EOFProgress: Int, Comparable {
+        /// No FIN from the source yet.
+        case open
+        /// The source sent its FIN; bytes before it may still be held or in flight.
+        case received
+        /// Every byte was written; the sink's output is being shut after them.
+        case forwarding
+        /// The sink's output is shut: this direction is over.
+        case delivered
+
+        static func < (a: EOFProgress, b: EOFProgress) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    let direction: RelayDirection
     /// Whether any entered stage inspects this direction (data events).
     var inspected = false
     var received: UInt64 = 0
@@ -19,11 +34,13 @@ struct RelayPipe {
     /// Created by the first `hold`: a direction no stage inspects never allocates it (an empty
     /// CircularBuffer still allocates storage).
     var held: CircularBuffer<ByteBuffer>?
-    /// The source half-closed (FIN); `eofForwarded` once the sink's output was shut.
-    var eofReceived = false
-    var eofForwarded = false
-    /// Every byte before the EOF was written and the sink's output was shut.
-    var eofDelivered = false
+    var eof = EOFProgress.open
+    /// The source's channel closed after its FIN (an orderly close, not a reset): nothing more
+    /// can come from it, either way.
+    var sourceClosed = false
+    /// Whether the sink takes more writes: its transport's writability, mirrored from its
+    /// events, so the check before every read does not go through the transport.
+    var sinkWritable = true
     /// A read was suppressed and must be issued when the pipe can take bytes again.
     var readSuppressed = false
     /// A stage asked for a re-offer; the timer is armed.
@@ -31,15 +48,18 @@ struct RelayPipe {
     /// Bytes written since the last flush.
     var unflushed = false
 
-    init(direction: UInt32) { self.direction = direction }
+    init(direction: RelayDirection) { self.direction = direction }
 
     var heldBytes: UInt64 { received &- written }
 
-    /// Whether the pipe should read more: the sink is writable and the held bytes are below
-    /// the limit.
-    func mayRead(sinkWritable: Bool, limit: UInt64) -> Bool {
-        sinkWritable && heldBytes < limit && !eofReceived
+    /// Whether the pipe should read more: the sink is writable, the held bytes are below the
+    /// limit and the source has not ended.
+    func mayRead(limit: UInt64) -> Bool {
+        sinkWritable && heldBytes < limit && eof == .open
     }
+
+    /// Every byte the source sent before its FIN has been written to the sink.
+    var readyToForwardEOF: Bool { eof == .received && written == received }
 
     /// The fast path (no stage inspects this direction): the chunk is written as it came.
     mutating func passThrough(_ buffer: ByteBuffer) {
