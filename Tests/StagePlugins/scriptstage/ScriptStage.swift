@@ -116,7 +116,7 @@ final class ScriptStage: OpenHook, UpstreamFilterHook, UpstreamSelectHook, Upstr
     }
 
     func upstreamResult(_ c: StageConnection, _ r: ConnectResult) -> RetryAdvice {
-        record("result \(r.outcome) attempt=\(r.attempt) upstream=\(r.upstreamIndex) untried=\(r.remainingUntried)")
+        record("result \(r.outcome) attempt=\(r.attempt) upstream=\(r.upstreamIndex) untried=\(r.remainingUntried)" + (r.pooled ? " pooled" : ""))
         return r.succeeded ? .noOpinion : retry
     }
 
