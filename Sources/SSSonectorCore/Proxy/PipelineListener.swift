@@ -146,7 +146,8 @@ final class PipelineListener: Sendable {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server))
             }
             try channel.pipeline.syncOperations.addHandler(
-                RelaySideHandler(session: session, side: .client, awaitsHandshake: runtime.tls.server != nil))
+                RelaySideHandler(session: session, side: .client, plainSocket: runtime.tls.server == nil && !tunnelStream,
+                                 awaitsHandshake: runtime.tls.server != nil))
             if tunnelStream { session.start(peerIdentity: nil) }
         } catch {
             session.finish(SSS_CLOSE_ERROR)  // gives back its place and its registry entry

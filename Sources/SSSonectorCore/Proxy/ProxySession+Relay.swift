@@ -10,12 +10,12 @@ extension ProxySession {
 
     /// Whether the side may read now (its outgoing pipe is relaying and has room).
     func mayRead(_ side: RelaySide) -> Bool {
-        state == .relaying && self[pipe: side.outgoing].mayRead(limit: settings.bufferLimit)
+        state == .relaying && pipes[side.outgoing].mayRead(limit: settings.bufferLimit)
     }
 
     /// The side's transport held a read back (`mayRead` said no): issued again by `resumeReading`.
     func readSuppressed(_ side: RelaySide) {
-        self[pipe: side.outgoing].readSuppressed = true
+        pipes[side.outgoing].readSuppressed = true
     }
 
     /// Bytes from a side. Each statement ends its access to the pipe before a write: a write
@@ -25,14 +25,14 @@ extension ProxySession {
         guard state == .relaying else {
             // Bytes decrypted together with the last TLS handshake message can arrive before
             // the upstream is connected: keep them; they go out when relaying starts.
-            if state != .closed { self[pipe: direction].hold(buffer) }
+            if state != .closed { pipes[direction].hold(buffer) }
             return
         }
-        if self[pipe: direction].inspected {
-            self[pipe: direction].hold(buffer)
+        if pipes[direction].inspected {
+            pipes[direction].hold(buffer)
             offer(direction, reoffer: false)
         } else {
-            self[pipe: direction].passThrough(buffer)
+            pipes[direction].passThrough(buffer)
             endpoint(direction.sink)?.write(buffer)
         }
     }
@@ -47,23 +47,23 @@ extension ProxySession {
     /// Flushes a direction's sink. A flush (like a write) may re-enter this session
     /// synchronously (writability changes), so no access to a pipe spans the call.
     func flush(_ direction: RelayDirection) {
-        guard self[pipe: direction].unflushed else { return }
-        self[pipe: direction].unflushed = false
+        guard pipes[direction].unflushed else { return }
+        pipes[direction].unflushed = false
         endpoint(direction.sink)?.flush()
     }
 
     /// Writes what the stages released, a chunk at a time (no access to the pipe spans a write).
     private func writeReleased(_ direction: RelayDirection) {
-        while let chunk = self[pipe: direction].nextReleasedChunk() { endpoint(direction.sink)?.write(chunk) }
+        while let chunk = pipes[direction].nextReleasedChunk() { endpoint(direction.sink)?.write(chunk) }
     }
 
     /// Sends what arrived before relaying started (see `read`).
     func releaseEarlyBytes() {
-        for direction in RelayDirection.allCases where self[pipe: direction].heldBytes > 0 {
-            if self[pipe: direction].inspected {
+        for direction in RelayDirection.allCases where pipes[direction].heldBytes > 0 {
+            if pipes[direction].inspected {
                 offer(direction, reoffer: false)
             } else {
-                self[pipe: direction].released = self[pipe: direction].received
+                pipes[direction].released = pipes[direction].received
                 writeReleased(direction)
             }
             flush(direction)
@@ -74,13 +74,13 @@ extension ProxySession {
     private func offer(_ direction: RelayDirection, reoffer: Bool) {
         guard state == .relaying else { return }
         // Fields one by one: a copy of the whole pipe would retain its held chunks.
-        let received = self[pipe: direction].received
-        let eof = self[pipe: direction].eof != .open
-        let buffered = self[pipe: direction].heldBytes
+        let received = pipes[direction].received
+        let eof = pipes[direction].eof != .open
+        let buffered = pipes[direction].heldBytes
         let grant: ConnectionChain.Grant
         if chain.wantsSlices {
             // Views of the held chunks only when a stage asked for payload.
-            let slices = HeldBytesSlices(held: self[pipe: direction].held ?? [], base: self[pipe: direction].written)
+            let slices = HeldBytesSlices(held: pipes[direction].held ?? [], base: pipes[direction].written)
             grant = chain.offer(direction: direction.abi, received: received, eof: eof, buffered: buffered, now: now,
                                 reoffer: reoffer, slices: slices)
         } else {
@@ -92,17 +92,17 @@ extension ProxySession {
             finish(SSS_CLOSE_STAGE_CLOSED)
             return
         }
-        self[pipe: direction].released = grant.releasedUpTo
+        pipes[direction].released = grant.releasedUpTo
         writeReleased(direction)
         if grant.retryAfter > 0 { armReoffer(direction, after: grant.retryAfter) }
         maybeForwardEOF(direction)
     }
 
     private func armReoffer(_ direction: RelayDirection, after delay: UInt64) {
-        guard self[pipe: direction].reofferTimer == nil, state == .relaying else { return }
+        guard pipes[direction].reofferTimer == nil, state == .relaying else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
-        self[pipe: direction].reofferTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: delay))) {
-            bound.value[pipe: direction].reofferTimer = nil
+        pipes[direction].reofferTimer = loop.scheduleTask(in: .nanoseconds(Int64(clamping: delay))) {
+            bound.value.pipes[direction].reofferTimer = nil
             bound.value.resume(direction)
         }
     }
@@ -124,15 +124,15 @@ extension ProxySession {
 
     /// Issues a suppressed read on `side` if it may read now.
     func resumeReading(_ side: RelaySide) {
-        guard mayRead(side), self[pipe: side.outgoing].readSuppressed else { return }
-        self[pipe: side.outgoing].readSuppressed = false
+        guard mayRead(side), pipes[side.outgoing].readSuppressed else { return }
+        pipes[side.outgoing].readSuppressed = false
         endpoint(side)?.resumeReading()
     }
 
     /// The side's transport became writable or unwritable; once writable again, the other
     /// side may read.
     func writabilityChanged(_ side: RelaySide, writable: Bool) {
-        self[pipe: side.incoming].sinkWritable = writable
+        pipes[side.incoming].sinkWritable = writable
         if writable { resumeReading(side.incoming.source) }
     }
 
@@ -142,25 +142,25 @@ extension ProxySession {
     func inputClosed(_ side: RelaySide) {
         lastActivityAt = now
         let direction = side.outgoing
-        if self[pipe: direction].eof == .open { self[pipe: direction].eof = .received }
+        if pipes[direction].eof == .open { pipes[direction].eof = .received }
         if firstEOF == nil { firstEOF = side.eofCause }
-        if state == .relaying, self[pipe: direction].inspected { offer(direction, reoffer: false) } else { maybeForwardEOF(direction) }
+        if state == .relaying, pipes[direction].inspected { offer(direction, reoffer: false) } else { maybeForwardEOF(direction) }
     }
 
     /// Passes a half-close on once every byte before it has been written.
     func maybeForwardEOF(_ direction: RelayDirection) {
-        guard state == .relaying, self[pipe: direction].readyToForwardEOF else { return }
-        self[pipe: direction].eof = .forwarding
-        self[pipe: direction].unflushed = false
+        guard state == .relaying, pipes[direction].readyToForwardEOF else { return }
+        pipes[direction].eof = .forwarding
+        pipes[direction].unflushed = false
         endpoint(direction.sink)?.shutdownOutputAfterWrites { [self] error in eofDrained(direction, error) }
     }
 
     private func eofDrained(_ direction: RelayDirection, _ error: Error?) {
         guard state == .relaying else { return }
         if let error { return failed(direction.sink, error) }
-        self[pipe: direction].eof = .delivered
+        pipes[direction].eof = .delivered
         // Done when both directions ended, or when this direction's source has closed entirely.
-        if (up.eof == .delivered && down.eof == .delivered) || self[pipe: direction].sourceClosed {
+        if (pipes[.up].eof == .delivered && pipes[.down].eof == .delivered) || pipes[direction].sourceClosed {
             finish(firstEOF ?? SSS_CLOSE_CLIENT_EOF)
         }
     }
@@ -189,13 +189,13 @@ extension ProxySession {
         if side == .upstream && state == .connecting { return }  // a failed attempt, the dialer's to report
         if side == .client && state == .opening { return clientHandshakeFailed(ChannelError.eof) }
         // The client left while a stage decided: the stages hear it once, in on_close.
-        if side == .client && state == .admitting { return finish(up.eof != .open ? SSS_CLOSE_CLIENT_EOF : SSS_CLOSE_CLIENT_RESET) }
+        if side == .client && state == .admitting { return finish(pipes[.up].eof != .open ? SSS_CLOSE_CLIENT_EOF : SSS_CLOSE_CLIENT_RESET) }
         let direction = side.outgoing
-        let orderly = self[pipe: direction].eof != .open || self[pipe: side.incoming].eof >= .forwarding
+        let orderly = pipes[direction].eof != .open || pipes[side.incoming].eof >= .forwarding
         guard orderly, state == .relaying else { return finish(side.resetCause) }
-        self[pipe: direction].sourceClosed = true
-        if self[pipe: direction].eof == .open { inputClosed(side) }
-        if self[pipe: direction].eof == .delivered { finish(firstEOF ?? side.eofCause) }
+        pipes[direction].sourceClosed = true
+        if pipes[direction].eof == .open { inputClosed(side) }
+        if pipes[direction].eof == .delivered { finish(firstEOF ?? side.eofCause) }
     }
 }
 

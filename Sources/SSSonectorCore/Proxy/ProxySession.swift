@@ -24,8 +24,8 @@ final class ProxySession {
     private(set) var state = State.opening
     var client: RelayEndpoint?
     var upstream: RelayEndpoint?
-    var up = RelayPipe(direction: .up)
-    var down = RelayPipe(direction: .down)
+    /// Each direction's bytes and state (freed in deinit).
+    let pipes = RelayPipes()
     private var planner: RetryPlanner
     private var snapshot: UpstreamSnapshot?
     private var upstreamIndex = -1
@@ -82,15 +82,11 @@ final class ProxySession {
                                      acceptedAt: acceptedAt)
     }
 
+    deinit { pipes.deallocate() }
+
     var id: UInt64 { chain.id }
     var now: UInt64 { pipeline.clock.monotonicNanoseconds() }
     var settings: ConnectionSettings { pipeline.config.connection }
-
-    /// A direction's pipe, read or changed in place (no copy of the struct).
-    subscript(pipe direction: RelayDirection) -> RelayPipe {
-        _read { if direction == .up { yield up } else { yield down } }
-        _modify { if direction == .up { yield &up } else { yield &down } }
-    }
 
     /// A side's transport (nil before it is attached, and after the close).
     func endpoint(_ side: RelaySide) -> RelayEndpoint? { side == .client ? client : upstream }
@@ -125,8 +121,8 @@ final class ProxySession {
         }
         switch outcome {
         case .accepted:
-            up.inspected = chain.inspectsUp
-            down.inspected = chain.inspectsDown
+            pipes[.up].inspected = chain.inspectsUp
+            pipes[.down].inspected = chain.inspectsDown
             state = .connecting
             connectNext()
         case .rejected(let stage, let code, let text):
@@ -212,7 +208,7 @@ final class ProxySession {
                 return
             }
             servedByPool = dialed.pooled
-            if let greeting = dialed.greeting { down.hold(greeting) }  // a server-first greeting: the first bytes down
+            if let greeting = dialed.greeting { pipes[.down].hold(greeting) }  // a server-first greeting: the first bytes down
             _ = chain.report(outcome: SSS_CONNECT_OK, upstream: index, in: current, attempt: planner.attempts,
                              osErrno: 0, latency: latency, remainingUntried: 0, now: now, pooled: servedByPool)
             connectLatency = latency
@@ -225,7 +221,7 @@ final class ProxySession {
             counters.figures.add(.total)
             upstreamCounters = counters
             upstream = dialed.endpoint
-            up.sinkWritable = dialed.writable
+            pipes[.up].sinkWritable = dialed.writable
             state = .relaying
             if tunnelStream { client?.upstreamConnected() }
             releaseEarlyBytes()
@@ -271,8 +267,8 @@ final class ProxySession {
         retryTimer?.cancel()
         pendingAttempt?.cancel()
         pendingAttempt = nil
-        up.reofferTimer?.cancel()
-        down.reofferTimer?.cancel()
+        pipes[.up].reofferTimer?.cancel()
+        pipes[.down].reofferTimer?.cancel()
         client?.close()
         upstream?.close()
         var info = ConnectionChain.CloseInfo(cause: cause)
@@ -282,25 +278,25 @@ final class ProxySession {
         info.upstreamIndex = upstreamCounters == nil ? -1 : upstreamIndex
         info.upstreamID = upstreamCounters == nil ? 0 : snapshot?.entries[upstreamIndex].id ?? 0
         info.attempts = planner.attempts
-        info.bytesUp = up.written
-        info.bytesDown = down.written
+        info.bytesUp = pipes[.up].written
+        info.bytesDown = pipes[.down].written
         let end = now
         info.duration = end &- acceptedAt
         info.connectLatency = connectLatency
         chain.close(info, now: end)
         upstreamCounters?.figures.subtract(.active)
-        pipeline.counters.closed(bytesUp: up.written, bytesDown: down.written)
+        pipeline.counters.closed(bytesUp: pipes[.up].written, bytesDown: pipes[.down].written)
         gate.leave()
         pipeline.registry.remove(id)
         pipeline.leave()  // last: a retired runtime may destroy its stages now
         if pipeline.logger.logLevel <= .debug {
             pipeline.logger.debug("connection closed", metadata: [
                 "connection": "\(id)", "cause": "\(ABINames.closeCause(cause))",
-                "bytes_up": "\(up.written)", "bytes_down": "\(down.written)",
+                "bytes_up": "\(pipes[.up].written)", "bytes_down": "\(pipes[.down].written)",
             ])
         }
-        up.held = nil
-        down.held = nil
+        pipes[.up].held = nil
+        pipes[.down].held = nil
         client = nil
         upstream = nil
     }

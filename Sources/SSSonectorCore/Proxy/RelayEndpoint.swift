@@ -21,6 +21,8 @@ enum RelayDirection: CaseIterable {
     var source: RelaySide { self == .up ? .client : .upstream }
     /// The side the bytes go to.
     var sink: RelaySide { self == .up ? .upstream : .client }
+    /// The pipe's place in `RelayPipes`.
+    var index: Int { self == .up ? 0 : 1 }
     /// SSS_DIR_UP or SSS_DIR_DOWN, as stages see it.
     var abi: UInt32 { self == .up ? SSS_DIR_UP : SSS_DIR_DOWN }
 

@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOSSL
 import NIOTLS
@@ -21,18 +22,40 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
     private var handshakePending: Bool
     /// The upstream attempt waiting for this side's TLS handshake.
     private var handshake: ChannelUpstreamAttempt?
+    /// The channel is a plain TCP socket (no TLS handler before this one): bytes may go
+    /// straight to its descriptor (see `write`).
+    private let plainSocket: Bool
+    /// The socket's descriptor while bytes may be sent on it directly, until the channel
+    /// closes (NIO closes the descriptor only on the way to `channelInactive`, where this is
+    /// cleared, or after our own `close`). -1: never (not a plain socket, or closed);
+    /// `unresolved`: not looked up yet. The look-up is a dynamic cast of about 10,000
+    /// instructions, so it waits for the second write: a connection that carries one
+    /// exchange does not pay for it.
+    private var directSocket: CInt
+    private static let unresolved: CInt = -2
+    private var wroteBefore = false
+    /// Writes handed to NIO that have not completed: while any is queued, later bytes queue
+    /// behind it, in order.
+    private var writesInNIO = 0
+    /// Bytes were handed to NIO since the last flush.
+    private var unflushedInNIO = false
 
-    /// A client side; `awaitsHandshake` on a TLS listener.
-    init(session: ProxySession, side: RelaySide, awaitsHandshake: Bool = false) {
+    /// A client side (`awaitsHandshake` on a TLS listener), or a warm pool's upstream channel.
+    /// `plainSocket`: a TCP socket channel with no TLS handler.
+    init(session: ProxySession, side: RelaySide, plainSocket: Bool, awaitsHandshake: Bool = false) {
         self.session = session
         self.side = side
+        self.plainSocket = plainSocket
+        self.directSocket = plainSocket ? Self.unresolved : -1
         self.handshakePending = awaitsHandshake
     }
 
-    /// An upstream side whose TLS handshake `handshake` waits for.
-    init(session: ProxySession, side: RelaySide, handshake: ChannelUpstreamAttempt?) {
+    /// An upstream side whose TLS handshake `handshake` waits for (nil: a plain upstream).
+    init(session: ProxySession, side: RelaySide, plainSocket: Bool, handshake: ChannelUpstreamAttempt?) {
         self.session = session
         self.side = side
+        self.plainSocket = plainSocket
+        self.directSocket = plainSocket ? Self.unresolved : -1
         self.handshake = handshake
         self.handshakePending = handshake != nil
     }
@@ -99,6 +122,7 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
         } else {
             session?.inactive(side)
         }
+        directSocket = -1  // NIO is closing the descriptor
         // Break the cycles: the session holds this handler, which holds it and the context.
         session = nil
         handshake = nil
@@ -117,11 +141,54 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
 
     // MARK: RelayEndpoint, from the session
 
+    /// On a plain socket with nothing queued in NIO, the bytes go to the kernel at once with
+    /// one `send`, past NIO's outbound pipeline and write queue (a third of the user-space
+    /// instructions of a relayed request, benchmarks/README.md). What the kernel does not take
+    /// (a full socket buffer, an error) goes to NIO, which queues it, watches for writability,
+    /// reports backpressure and errors as always; later bytes queue behind it until it is out.
+    /// NIO has no API for this: it can lend a channel's descriptor, not send on the caller's
+    /// behalf without its pipeline.
     func write(_ chunk: ByteBuffer) {
-        context?.write(NIOAny(chunk), promise: nil)
+        if directSocket == Self.unresolved {
+            guard wroteBefore else {
+                wroteBefore = true
+                return writeThroughNIO(chunk)
+            }
+            directSocket = lookUpSocket()
+        }
+        guard directSocket >= 0, writesInNIO == 0 else { return writeThroughNIO(chunk) }
+        let count = chunk.readableBytes
+        let sent = chunk.withUnsafeReadableBytes { Glibc.send(directSocket, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+        if sent == count { return }
+        var rest = chunk
+        if sent > 0 { rest.moveReaderIndex(forwardBy: sent) }
+        writeThroughNIO(rest)
+        flush()
+    }
+
+    /// The channel's descriptor; -1 for a channel without one (a tunnel stream).
+    private func lookUpSocket() -> CInt {
+        guard let context else { return -1 }
+        let socket = try? context.pipeline.syncOperations.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self) { $0 }
+        return socket.flatMap { $0 } ?? -1
+    }
+
+    private func writeThroughNIO(_ chunk: ByteBuffer) {
+        guard let context else { return }
+        unflushedInNIO = true
+        guard directSocket != -1 else { return context.write(NIOAny(chunk), promise: nil) }
+        // Counted until written, so direct sends start (or resume) only once NIO's queue is
+        // empty. Only these writes carry a promise: a plain socket's first write, and what
+        // the kernel did not take at once.
+        writesInNIO += 1
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { [self] _ in writesInNIO -= 1 }
+        context.write(NIOAny(chunk), promise: written)
     }
 
     func flush() {
+        guard unflushedInNIO else { return }
+        unflushedInNIO = false
         context?.flush()
     }
 
@@ -141,6 +208,7 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
                 done(error)
             }
         }
+        unflushedInNIO = false
         context.writeAndFlush(NIOAny(ByteBuffer()), promise: drained)
     }
 
@@ -149,6 +217,7 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
     }
 
     func close() {
+        directSocket = -1
         context?.close(promise: nil)
     }
 

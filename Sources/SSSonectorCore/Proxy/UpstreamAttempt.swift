@@ -37,7 +37,7 @@ struct ChannelUpstreamDialer: UpstreamDialing {
               completion: @escaping (Result<DialedUpstream, Error>) -> Void) -> UpstreamAttempt? {
         let pipeline = session.pipeline
         if let warm = pipeline.pools.take(entry, loopIndex: session.loopIndex, now: pipeline.clock.monotonicNanoseconds()),
-           adopt(warm, for: session, completion: completion) {
+           adopt(warm, of: entry, for: session, completion: completion) {
             return nil
         }
         let attempt = ChannelUpstreamAttempt(loop: session.loop, settings: session.pipeline.config.connection,
@@ -49,11 +49,12 @@ struct ChannelUpstreamDialer: UpstreamDialing {
     /// Relays over a warm pool connection (TCP up, TLS verified ahead): the relay's handler
     /// takes the place of the pool's, and the attempt succeeds at once. False when the pool
     /// handed over no channel (the attempt then connects anew).
-    private func adopt(_ warm: WarmConnection, for session: ProxySession,
+    private func adopt(_ warm: WarmConnection, of entry: UpstreamEntry, for session: ProxySession,
                        completion: (Result<DialedUpstream, Error>) -> Void) -> Bool {
         let greeting = warm.greeting
         guard let channel = warm.takeChannel() else { return false }
-        let handler = RelaySideHandler(session: session, side: .upstream)
+        let handler = RelaySideHandler(session: session, side: .upstream,
+                                       plainSocket: session.pipeline.tls.upstreams[entry.name] == nil)
         do {
             try channel.pipeline.syncOperations.addHandler(handler)
         } catch {
@@ -101,7 +102,7 @@ final class ChannelUpstreamAttempt: UpstreamAttempt {
                 try channel.pipeline.syncOperations.addHandler(
                     try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
             }
-            let handler = RelaySideHandler(session: sessionBound.value, side: .upstream,
+            let handler = RelaySideHandler(session: sessionBound.value, side: .upstream, plainSocket: tls == nil,
                                            handshake: tls == nil ? nil : attempt)
             attempt.handler = handler
             try channel.pipeline.syncOperations.addHandler(handler)

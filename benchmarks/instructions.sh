@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# User-space instructions per keep-alive request and per proxied connection through one host
+# (README "Where the time goes"): the production build, stripped of debug info, under
+# `valgrind --tool=callgrind`, one event loop, in front of `sssonector-bench echo`.
+#   benchmarks/instructions.sh            # no stages
+#   STAGES=4 benchmarks/instructions.sh   # the four stock stages, limits never reached
+# Each figure is a difference of two runs of the same load (a short and a long one) over the
+# difference of their counts, so start-up and connection set-up cancel out; instruction counts
+# are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
+# callgrind dump there (requests.out, connections.out) for callgrind_annotate. About 2 minutes.
+source "$(dirname "$0")/common.sh"
+set -e
+command -v valgrind > /dev/null || sudo apt-get install -y valgrind > /dev/null
+C=$D/stripped
+mkdir -p "$C"
+strip --strip-debug -o "$C/sssonector" "$R/sssonector"
+for lib in "$R"/lib{ratelimit,tracker,balancer,breaker}.so; do strip --strip-debug -o "$C/$(basename "$lib")" "$lib"; done
+
+"$R/sssonector-bench" echo -listen 127.0.0.1:0 > "$D/echo.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$D/echo.log" && break; sleep 0.1; done
+ECHO_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$D/echo.log")
+
+stages='[]'
+if [ "${STAGES:-0}" = 4 ]; then
+  stages='[{"name": "stats", "plugin": "tracker"},
+    {"name": "limit", "plugin": "ratelimit", "config": {"default_rate": 1000000000, "default_burst": 1000000000}},
+    {"name": "breaker", "plugin": "breaker", "config": {"max_failures": 5, "reset_timeout": "10s"}},
+    {"name": "lb", "plugin": "balancer", "config": {"strategy": "round_robin", "health_check": "1s"}}]'
+fi
+cat > "$D/pipeline.json" <<JSON
+{"version": 1, "name": "cg", "listen": {"address": "127.0.0.1:0"},
+ "upstreams": [{"name": "echo", "address": "127.0.0.1:$ECHO_PORT"}],
+ "connection": {"max_connections": 100000, "idle_timeout": "5m"}, "stages": $stages}
+JSON
+valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error "$D/pipeline.json" > "$D/host.log" 2>&1 &
+HOST=$!
+PIDS+=($HOST)
+for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done
+PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$D/host.log" | head -1)
+[ -n "$PORT" ] || { echo "the host did not start:" >&2; cat "$D/host.log" >&2; exit 1; }
+
+# Instructions and completed messages of one load: "INSTRUCTIONS COUNT".
+measure() {  # mode connections seconds
+  callgrind_control -z "$HOST" > /dev/null 2>&1
+  local n
+  n=$("$R/sssonector-bench" load -target "127.0.0.1:$PORT" -mode "$1" -connections "$2" -duration "$3" -warmup 0 \
+      -payload 64 -threads 1 -json | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
+  rm -f "$D"/cg.out.*
+  callgrind_control -d "$HOST" > /dev/null 2>&1
+  local dump
+  dump=$(ls "$D"/cg.out.* | tail -1)
+  echo "$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump") $n"
+  [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; cp "$dump" "$PROFILE/$1.out"; }
+}
+per() {  # mode connections short long -> instructions per message
+  read -r i1 n1 <<< "$(measure "$1" "$2" "$3")"
+  read -r i2 n2 <<< "$(measure "$1" "$2" "$4")"
+  python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
+}
+echo "stages: ${STAGES:-0}"
+echo "per keep-alive request (10 connections, 64-byte echo): $(per echo 10 2s 6s)"
+echo "per connection (10 loops: connect, one 64-byte echo, close): $(per connect 10 3s 9s)"
