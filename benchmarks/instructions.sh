@@ -4,6 +4,7 @@
 # `valgrind --tool=callgrind`, one event loop, in front of `sssonector-bench echo`.
 #   benchmarks/instructions.sh            # no stages
 #   STAGES=4 benchmarks/instructions.sh   # the four stock stages, limits never reached
+#   PROXY=haproxy benchmarks/instructions.sh   # HAProxy (mode tcp, nbthread 1), counted the same way
 # Each figure is a difference of two runs of the same load (a short and a long one) over the
 # difference of their counts, so start-up and connection set-up cancel out; instruction counts
 # are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
@@ -33,12 +34,36 @@ cat > "$D/pipeline.json" <<JSON
  "upstreams": [{"name": "echo", "address": "127.0.0.1:$ECHO_PORT"}],
  "connection": {"max_connections": 100000, "idle_timeout": "5m"}, "stages": $stages}
 JSON
-valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error "$D/pipeline.json" > "$D/host.log" 2>&1 &
-HOST=$!
-PIDS+=($HOST)
-for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$D/host.log" | head -1)
-[ -n "$PORT" ] || { echo "the host did not start:" >&2; cat "$D/host.log" >&2; exit 1; }
+if [ "${PROXY:-sssonector}" = haproxy ]; then
+  command -v haproxy > /dev/null || sudo apt-get install -y haproxy > /dev/null
+  PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat > "$D/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 5000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 5m
+    timeout server 5m
+frontend f
+    bind 127.0.0.1:$PORT
+    default_backend b
+backend b
+    server s 127.0.0.1:$ECHO_PORT
+CFG
+  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" haproxy -db -f "$D/haproxy.cfg" > "$D/host.log" 2>&1 &
+  HOST=$!
+  PIDS+=($HOST)
+  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+else
+  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error "$D/pipeline.json" > "$D/host.log" 2>&1 &
+  HOST=$!
+  PIDS+=($HOST)
+  for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done
+  PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$D/host.log" | head -1)
+fi
+[ -n "$PORT" ] || { echo "the proxy did not start:" >&2; cat "$D/host.log" >&2; exit 1; }
 
 # Instructions and completed messages of one load: "INSTRUCTIONS COUNT".
 measure() {  # mode connections seconds
@@ -58,6 +83,6 @@ per() {  # mode connections short long -> instructions per message
   read -r i2 n2 <<< "$(measure "$1" "$2" "$4")"
   python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
 }
-echo "stages: ${STAGES:-0}"
+echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}"
 echo "per keep-alive request (10 connections, 64-byte echo): $(per echo 10 2s 6s)"
 echo "per connection (10 loops: connect, one 64-byte echo, close): $(per connect 10 3s 9s)"
