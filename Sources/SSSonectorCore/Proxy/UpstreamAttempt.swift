@@ -102,7 +102,7 @@ final class ChannelUpstreamAttempt: UpstreamAttempt {
                 try channel.pipeline.syncOperations.addHandler(
                     try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
             }
-            let handler = RelaySideHandler(session: sessionBound.value, side: .upstream, plainSocket: tls == nil,
+            let handler = RelaySideHandler(session: sessionBound.value, side: .upstream, plainSocket: tls == nil && target.isSocket,
                                            handshake: tls == nil ? nil : attempt)
             attempt.handler = handler
             try channel.pipeline.syncOperations.addHandler(handler)

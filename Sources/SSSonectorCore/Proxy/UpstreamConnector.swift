@@ -90,6 +90,13 @@ enum UpstreamTarget: Sendable {
     /// A service reached through the relay's connectors (`reverse:SERVICE`).
     case reverse(String)
     case invalid(String)
+
+    /// Whether the channel is a TCP socket (a reverse upstream's is a tunnel stream, or the
+    /// socket pair that carries one to another loop).
+    var isSocket: Bool {
+        if case .reverse = self { return false }
+        return true
+    }
 }
 
 /// An upstream address that cannot be connected to as written.
