@@ -48,6 +48,22 @@ import Testing
         #expect(rig.closeRecord == "close clientEOF up=7 down=5 attempts=1 rejected_by= reason=0")
     }
 
+    @Test func anUpstreamsFINThatCameWithItsEarlyBytesIsForwardedOnceConnected() throws {
+        // A tunnel stream reads the connector's answer and what follows it before the attempt
+        // completes: a greeting and its FIN can be there before the session relays.
+        let upstream = FakeEndpoint()
+        let rig = try SessionRig(plans: [.wait])
+        rig.session.start(peerIdentity: nil)
+        rig.session.read(.upstream, ByteBuffer(string: "hello"))
+        rig.session.inputClosed(.upstream)
+        rig.dialer.completeWaiting(with: upstream)
+        #expect(rig.client.deliveredText == "hello" && rig.client.outputShut)
+        rig.send("still talking", from: .client)
+        rig.session.inputClosed(.client)
+        #expect(upstream.deliveredText == "still talking" && upstream.outputShut)
+        #expect(rig.closeRecord == "close upstreamEOF up=13 down=5 attempts=1 rejected_by= reason=0")
+    }
+
     @Test func theConnectionEndsOnlyWhenBothHalfClosesAreDelivered() throws {
         let upstream = FakeEndpoint()
         upstream.shutdownCompletesAtOnce = false

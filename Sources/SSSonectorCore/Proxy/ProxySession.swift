@@ -227,7 +227,10 @@ final class ProxySession {
             releaseEarlyBytes()
             resumeReading(.client)
             resumeReading(.upstream)
-            maybeForwardEOF(.up)
+            // A FIN may have come with the early bytes, either way: the client's while we
+            // connected, or the upstream's with its first bytes (a tunnel stream reads its
+            // answer and what follows it; TLS decrypts data with the last handshake message).
+            for direction in RelayDirection.allCases { maybeForwardEOF(direction) }
         case .failure(let error):
             pipeline.counters.figures.add(.failedConnects)
             guard state == .connecting else { return }
