@@ -92,7 +92,12 @@ public final class ConfigObject {
     }
 
     public func bool(_ key: String, default fallback: Bool) throws(ConfigError) -> Bool {
-        guard let v = value(key), v != .null else { return fallback }
+        try bool(key) ?? fallback
+    }
+
+    /// A boolean, or nil when the key is absent or null.
+    public func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key), v != .null else { return nil }
         guard case .bool(let b) = v else { throw fail(key, "true or false", v) }
         return b
     }

@@ -20,13 +20,7 @@ import SSSonectorDemo
         await echoes.stop()
     }
 
-    func exchange(_ port: Int, size: Int = 100) -> Bool {
-        guard let c = try? BlockingTCPClient(host: "127.0.0.1", port: port) else { return false }
-        let data = pattern(size)
-        guard (try? c.send(data)) != nil, (try? c.receive(exactly: size)) == data else { return false }
-        c.shutdownWrite()
-        return (try? c.receiveToEnd()) == []
-    }
+    func exchange(_ port: Int, size: Int = 100) -> Bool { echoExchange(port, size: size) }
 
     static let stock = """
     [{"name": "stats", "plugin": "tracker"},

@@ -7,12 +7,7 @@ import SSSonectorDemo
 /// SIGHUP and `POST /reload`: new connections get the new configuration, open ones finish on
 /// theirs, an invalid file is refused whole.
 @Suite struct ReloadEndToEndTests {
-    func exchange(_ port: Int) -> Bool {
-        guard let c = try? BlockingTCPClient(host: "127.0.0.1", port: port) else { return false }
-        guard (try? c.send([1, 2, 3])) != nil, (try? c.receive(exactly: 3)) == [1, 2, 3] else { return false }
-        c.shutdownWrite()
-        return (try? c.receiveToEnd()) == []
-    }
+    func exchange(_ port: Int) -> Bool { echoExchange(port, size: 3) }
 
     func limited(burst: Int) -> String {
         #"[{"name": "limit", "plugin": "ratelimit", "config": {"default_rate": 0.001, "default_burst": \#(burst)}}]"#

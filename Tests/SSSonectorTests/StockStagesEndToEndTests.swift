@@ -23,13 +23,7 @@ import SSSonectorDemo
     }
 
     /// One echo exchange; true when the bytes came back.
-    func exchange(_ port: Int, seed: UInt8 = 1, size: Int = 512) -> Bool {
-        guard let c = try? BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 10) else { return false }
-        let data = pattern(size, seed: seed)
-        guard (try? c.send(data)) != nil, (try? c.receive(exactly: data.count)) == data else { return false }
-        c.shutdownWrite()
-        return (try? c.receiveToEnd()) == []
-    }
+    func exchange(_ port: Int, seed: UInt8 = 1, size: Int = 512) -> Bool { echoExchange(port, size: size, seed: seed) }
 
     @Test func aBurstFromOneClientIPAdmitsExactlyTheBurst() async throws {
         let echo = try await EchoUpstreams(count: 1)

@@ -7,6 +7,8 @@ struct AdminResponse: Sendable {
     var status: HTTPResponseStatus
     var contentType = "application/json"
     var body: String
+    /// Headers beyond content type and length (the status page's security policy).
+    var headers: [(name: String, value: String)] = []
 
     static func json(_ status: HTTPResponseStatus, _ value: JSONValue) -> AdminResponse {
         AdminResponse(status: status, body: value.jsonText + "\n")
@@ -27,10 +29,15 @@ struct AdminRouter: Sendable {
     let token: String?
 
     func route(method: HTTPMethod, uri: String, authorization: String?, body: String, on loop: EventLoop) -> EventLoopFuture<AdminResponse> {
+        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        // The status page carries no data and no secret: it fetches `/stats` with the token the
+        // operator types into it, so it is served without one (and asks for it on a 401).
+        if path == "/" {
+            return loop.makeSucceededFuture(method == .GET ? StatusPage.response : methodNotAllowed("GET"))
+        }
         if let token, authorization != "Bearer \(token)" {
             return loop.makeSucceededFuture(.error(.unauthorized, "missing or wrong bearer token"))
         }
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
         let parts = path.split(separator: "/").map(String.init)
         switch (parts.first, parts.count) {
         case ("healthz", 1):
@@ -41,10 +48,13 @@ struct AdminRouter: Sendable {
         case ("stats", 1):
             guard method == .GET else { return loop.makeSucceededFuture(methodNotAllowed("GET")) }
             let runtimes = host.runtimes
+            let listeners = host.listenerStatus
             let connectors = host.connectors
             let relay = host.hasRelay ? host.relayHub : nil
             return control.submit {
-                AdminResponse.json(.ok, StatsDocument.build(runtimes, connectors: connectors, relay: relay) { $0.statsJSON() })
+                AdminResponse.json(.ok, StatsDocument.build(runtimes, listeners: listeners, connectors: connectors, relay: relay) {
+                    $0.statsJSON()
+                })
             }.hop(to: loop)
         case ("metrics", 1):
             guard method == .GET else { return loop.makeSucceededFuture(methodNotAllowed("GET")) }
@@ -123,15 +133,22 @@ struct AdminRouter: Sendable {
         }
     }
 
+    /// `{"weight": N}` changes a weight, `{"draining": false}` restores a draining upstream
+    /// (`true` drains it, as DELETE does); either or both.
     private func patchUpstream(_ runtime: PipelineRuntime, _ name: String, _ body: String) -> AdminResponse {
         do {
             let o = try ConfigObject(try JSONValue.parse(body), path: "")
-            guard let weight = try o.int("weight", in: 0...1_000_000) else { return .error(.badRequest, "weight: required") }
+            let weight = try o.int("weight", in: 0...1_000_000)
+            let draining = try o.bool("draining")
             try o.finish()
-            guard runtime.upstreams.setWeight(name: name, weight: UInt32(weight)) else {
+            guard weight != nil || draining != nil else { return .error(.badRequest, "expected \"weight\" or \"draining\"") }
+            guard runtime.upstreams.update(name: name, weight: weight.map { UInt32($0) }, draining: draining) else {
                 return .error(.notFound, "no upstream named \(name)")
             }
-            return .json(.ok, ["upstream": .string(name), "weight": .int(weight)])
+            var answer: [(String, JSONValue)] = [("upstream", .string(name))]
+            if let weight { answer.append(("weight", .int(weight))) }
+            if let draining { answer.append(("draining", .bool(draining))) }
+            return .json(.ok, .object(answer))
         } catch let error as ConfigError {
             return .error(.badRequest, error.description)
         } catch {

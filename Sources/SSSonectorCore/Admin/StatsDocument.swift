@@ -8,8 +8,9 @@ import StageABI
 enum StatsDocument {
     /// Builds the document; `stageStats` returns a stage's stats JSON (run on the control thread).
     /// `connectors` are the connector pipelines' (by name: "reverse"), `relay` the host's relay
-    /// ("relay", docs/reverse-tunnel.md).
-    static func build(_ runtimes: [PipelineRuntime], connectors: [String: ReverseConnector] = [:], relay: RelayHub? = nil,
+    /// ("relay", docs/reverse-tunnel.md), `listeners` each pipeline's listener ("listener").
+    static func build(_ runtimes: [PipelineRuntime], listeners: [String: ListenerStatus] = [:],
+                      connectors: [String: ReverseConnector] = [:], relay: RelayHub? = nil,
                       stageStats: (StageInstance) -> String?) -> JSONValue {
         var pipelines: [(String, JSONValue)] = []
         for runtime in runtimes {
@@ -40,7 +41,13 @@ enum StatsDocument {
                 ("rejected", .object(c.rejectedByReason.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
                 ("avg_connect_latency_seconds", .number(c.averageConnectLatencySeconds)),
             ])
-            var entry: [(String, JSONValue)] = [("connections", connections), ("upstreams", .array(upstreams)), ("stages", .object(stages))]
+            // The chain in order, with each stage's type: what a reader (the status page) needs
+            // to know which stage's figures and control commands it is looking at.
+            let chain: [JSONValue] = runtime.chain.stages.map { ["name": .string($0.name), "type": .string($0.type.name)] }
+            var entry: [(String, JSONValue)] = []
+            if let listener = listeners[runtime.name] { entry.append(("listener", listener.json)) }
+            entry += [("connections", connections), ("upstreams", .array(upstreams)), ("stages", .object(stages)),
+                      ("chain", .array(chain))]
             if let connector = connectors[runtime.name] {
                 let settings = connector.settings
                 entry.append(("reverse", .object([

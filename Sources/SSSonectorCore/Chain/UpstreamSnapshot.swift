@@ -127,13 +127,24 @@ public final class UpstreamTable: Sendable {
     /// connection closes (`removeDrained`). Returns false when there is no such upstream.
     @discardableResult
     public func drain(name: String) -> Bool {
-        mutate(name) { $0.draining = true }
+        update(name: name, draining: true)
     }
 
     /// Changes an upstream's weight. Returns false when there is no such upstream.
     @discardableResult
     public func setWeight(name: String, weight: UInt32) -> Bool {
-        mutate(name) { $0.weight = weight }
+        update(name: name, weight: weight)
+    }
+
+    /// Changes an upstream's weight and draining state in one step (what is nil stays): a
+    /// draining upstream set back to `draining: false` takes new connections again, as long as
+    /// it has not left the set yet. Returns false when there is no such upstream.
+    @discardableResult
+    public func update(name: String, weight: UInt32? = nil, draining: Bool? = nil) -> Bool {
+        mutate(name) { entry in
+            if let weight { entry.weight = weight }
+            if let draining { entry.draining = draining }
+        }
     }
 
     /// Drops draining upstreams with no open connection.

@@ -160,6 +160,21 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         return found
     }
 
+    /// Each pipeline's listener as `/stats` shows it ("listener"), by pipeline name.
+    var listenerStatus: [String: ListenerStatus] {
+        lock.lock()
+        defer { lock.unlock() }
+        var found: [String: ListenerStatus] = [:]
+        for listener in listeners {
+            let config = listener.runtime.config.listen
+            found[listener.runtime.name] = ListenerStatus(
+                address: listener.boundAddress.map(Self.describe) ?? config.text,
+                kind: config.reverse != nil ? .reverse : config.tls != nil ? .tls : .tcp,
+                active: listener.isActive)
+        }
+        return found
+    }
+
     /// Whether any relay file is loaded (`/stats` then has "relay").
     var hasRelay: Bool {
         lock.lock()

@@ -33,6 +33,16 @@ func pipelineFile(
     return TestEnvironment.writeFile("\(name).json", text)
 }
 
+/// One echo exchange through `port` on loopback: sends `size` bytes, half-closes, and is true
+/// when the same bytes came back followed by the upstream's FIN.
+func echoExchange(_ port: Int, size: Int = 512, seed: UInt8 = 1) -> Bool {
+    guard let c = try? BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 10) else { return false }
+    let data = pattern(size, seed: seed)
+    guard (try? c.send(data)) != nil, (try? c.receive(exactly: data.count)) == data else { return false }
+    c.shutdownWrite()
+    return (try? c.receiveToEnd()) == []
+}
+
 /// Deterministic test bytes.
 func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed)) }

@@ -1,0 +1,149 @@
+import ConfigValues
+import Foundation
+import Testing
+
+/// The admin port's status page (docs/operations.md, "Status page") in a real browser: Debian's
+/// headless Chromium opens it against a real host carrying traffic, reads the figures it drew
+/// and compares them with `/stats`, drains an upstream from it, and signs in with a token.
+@Suite struct StatusPageBrowserTests {
+    static let stages = """
+    [{"name": "stats", "plugin": "tracker"},
+     {"name": "limit", "plugin": "ratelimit", "config": {"default_rate": 1000, "default_burst": 1000}},
+     {"name": "breaker", "plugin": "breaker"},
+     {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s"}}]
+    """
+
+    /// Every figure the page drew from `/stats`: where it came from (a JSON array of keys; an
+    /// upstream by its name), its raw value, and its text on screen.
+    static let drawnFigures = """
+    [...document.querySelectorAll("[data-stat][data-value]")].map((e) => [e.dataset.stat, e.dataset.value, e.textContent])
+    """
+
+    /// The value at `path` in `/stats`: object keys; array elements by their "name" (upstreams),
+    /// else by their index (a stage's lists).
+    func value(at path: [String], in document: JSONValue) -> JSONValue? {
+        var current: JSONValue? = document
+        for key in path {
+            switch current {
+            case .array(let elements)?:
+                if let named = elements.first(where: { $0["name"] == .string(key) }) {
+                    current = named
+                } else {
+                    current = Int(key).flatMap { elements.indices.contains($0) ? elements[$0] : nil }
+                }
+            default: current = current?[key]
+            }
+        }
+        return current
+    }
+
+    func upstreamTotal(_ stats: JSONValue, _ name: String) -> Double? {
+        guard case .number(let total)? = value(at: ["pipelines", "test", "upstreams", name, "total"], in: stats) else { return nil }
+        return total
+    }
+
+    @Test func thePageShowsWhatStatsSaysAndItsDrainButtonStopsNewConnectionsToThatUpstream() async throws {
+        let echoes = try await EchoUpstreams(count: 2)
+        let file = pipelineFile(upstreams: [("u0", echoes.ports[0]), ("u1", echoes.ports[1])], stages: Self.stages)
+        let host = try HostProcess(["run", "--admin", "127.0.0.1:0", file], pipelines: 2)
+        defer { host.stop() }
+        let port = try #require(host.port(of: "test"))
+        let admin = try #require(host.adminPort)
+        let browser = try HeadlessBrowser()
+        defer { browser.close() }
+
+        #expect((0..<20).allSatisfy { _ in echoExchange(port, size: 1000) })
+        #expect(eventually { (try? httpJSON("GET", port: admin, "/stats").json["pipelines"]?["test"]?["connections"]?["active"]) == 0 })
+
+        // The traffic has ended, so the page's figures and /stats must agree exactly.
+        try browser.open("http://127.0.0.1:\(admin)/")
+        #expect(try browser.waitFor("Number(document.body.dataset.refreshes || 0) >= 2"))
+        let stats = try httpJSON("GET", port: admin, "/stats").json
+        guard case .array(let drawn) = try browser.json(Self.drawnFigures) else { Issue.record("no figures"); return }
+        var compared = Set<String>()
+        for case .array(let entry) in drawn {
+            guard entry.count == 3, case .string(let pathText) = entry[0], case .string(let valueText) = entry[1],
+                  case .string(let text) = entry[2], case .array(let keys) = try JSONValue.parse(pathText) else {
+                Issue.record("malformed figure \(entry)")
+                continue
+            }
+            let path = keys.compactMap { key -> String? in if case .string(let k) = key { k } else { nil } }
+            #expect(value(at: path, in: stats) == (try JSONValue.parse(valueText)), "\(path) on the page: \(valueText)")
+            compared.insert(path.joined(separator: "/"))
+            // Counts read as plain integers (bytes and times are shown in units).
+            let dotted = path.joined(separator: ".")
+            if case .number(let n) = try JSONValue.parse(valueText), n == n.rounded(), !dotted.contains("bytes"), !dotted.contains("seconds") {
+                #expect(text.replacingOccurrences(of: ",", with: "") == String(Int(n)), "\(path) reads \(text)")
+            }
+        }
+        for figure in ["connections/total", "connections/bytes_up", "connections/bytes_down", "upstreams/u0/total",
+                       "upstreams/u1/active", "upstreams/u1/weight", "stages/limit/allowed", "stages/stats/accepted",
+                       "stages/breaker/upstreams/u0/state", "listener/state"] {
+            #expect(compared.contains("pipelines/test/" + figure), "the page shows no \(figure)")
+        }
+        #expect(value(at: ["pipelines", "test", "connections", "total"], in: stats) == 20)
+
+        // Drain u0 from the page: the confirmation shows the request, then the host sends u1 every new connection.
+        #expect(try browser.evaluate(#"document.querySelector('button[data-action="drain"][data-upstream="u0"]').click() ?? true"#) == "true")
+        #expect(try browser.waitFor(#"document.getElementById("confirm").open"#))
+        #expect(try browser.evaluate(#"document.getElementById("confirm-request").textContent"#) == #""DELETE /pipelines/test/upstreams/u0""#)
+        _ = try browser.evaluate(#"document.getElementById("confirm-ok").click() ?? true"#)
+        #expect(eventually {
+            let upstream = (try? httpJSON("GET", port: admin, "/stats")).flatMap { value(at: ["pipelines", "test", "upstreams", "u0"], in: $0.json) }
+            return upstream == nil || upstream?["draining"] == true
+        })
+        #expect(try browser.waitFor(#"document.querySelector('button[data-action="restore"][data-upstream="u0"]') !== null"#))
+        let before = try httpJSON("GET", port: admin, "/stats").json
+        #expect((0..<10).allSatisfy { _ in echoExchange(port) })
+        #expect(eventually { (try? httpJSON("GET", port: admin, "/stats").json["pipelines"]?["test"]?["connections"]?["active"]) == 0 })
+        let after = try httpJSON("GET", port: admin, "/stats").json
+        #expect(upstreamTotal(after, "u1") == upstreamTotal(before, "u1").map { $0 + 10 })
+        #expect(upstreamTotal(after, "u0") == upstreamTotal(before, "u0"))
+
+        // Restore it from the page: it takes new connections again.
+        _ = try browser.evaluate(#"document.querySelector('button[data-action="restore"][data-upstream="u0"]').click() ?? true"#)
+        #expect(try browser.waitFor(#"document.getElementById("confirm").open"#))
+        _ = try browser.evaluate(#"document.getElementById("confirm-ok").click() ?? true"#)
+        #expect(eventually {
+            (try? httpJSON("GET", port: admin, "/stats")).flatMap { value(at: ["pipelines", "test", "upstreams", "u0", "draining"], in: $0.json) } == false
+        })
+        #expect(try browser.waitFor(#"document.querySelector('button[data-action="drain"][data-upstream="u0"]') !== null"#))
+        try browser.screenshot(to: TestEnvironment.binPath("status-page.png"))
+
+        // The host stops: the page says so instead of showing old figures as live.
+        host.stop()
+        #expect(try browser.waitFor(#"document.getElementById("status").classList.contains("down")"#))
+        await echoes.stop()
+    }
+
+    @Test func withATokenThePageAsksForItAndShowsNoDataUntilItIsGiven() async throws {
+        let echoes = try await EchoUpstreams(count: 1)
+        let file = pipelineFile(upstreams: [("only", echoes.ports[0])], stages: Self.stages)
+        let token = "page-token-\(UInt32.random(in: 1...UInt32.max))"
+        let host = try HostProcess(["run", "--admin", "127.0.0.1:0", "--admin-token", token, file], pipelines: 2)
+        defer { host.stop() }
+        let admin = try #require(host.adminPort)
+
+        // The page itself is served without the token, and carries no data and no secret.
+        let page = try http("GET", port: admin, "/")
+        #expect(page.status == 200)
+        #expect(!page.body.contains(token) && !page.body.contains("127.0.0.1:\(echoes.ports[0])"))
+        #expect(try http("GET", port: admin, "/stats").status == 401)
+
+        let browser = try HeadlessBrowser()
+        defer { browser.close() }
+        try browser.open("http://127.0.0.1:\(admin)/")
+        #expect(try browser.waitFor(#"!document.getElementById("login").hidden"#))
+        #expect(try browser.evaluate(#"document.querySelectorAll("[data-stat]").length"#) == "0")
+
+        // A wrong token is refused and still shows nothing.
+        _ = try browser.evaluate(#"(document.getElementById("token").value = "wrong", document.getElementById("login-form").requestSubmit(), true)"#)
+        #expect(try browser.waitFor(#"!document.getElementById("login").hidden && !document.getElementById("login-error").hidden"#))
+        #expect(try browser.evaluate(#"document.querySelectorAll("[data-stat]").length"#) == "0")
+
+        _ = try browser.evaluate(#"(document.getElementById("token").value = "\#(token)", document.getElementById("login-form").requestSubmit(), true)"#)
+        #expect(try browser.waitFor(#"document.getElementById("login").hidden && document.querySelectorAll("[data-stat]").length > 0"#))
+        #expect(try browser.evaluate(#"document.querySelector("[data-pipeline]").dataset.pipeline"#) == #""test""#)
+        await echoes.stop()
+    }
+}
