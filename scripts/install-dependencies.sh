@@ -5,10 +5,12 @@
 #   openssl      real TLS peers (s_client, s_server) for the tunnel tests
 #   libhiredis-dev  the Redis client of ratelimit's shared budget (hiredis)
 #   redis-server    the real Redis the shared-budget tests start
+#   chromium        with --tests only: the headless browser the status page's tests drive
 # As root it runs apt-get; otherwise it prints the one command to run and exits 2, before
 # anything is built.
 set -euo pipefail
 packages=(libltdl-dev gcc libc6-dev openssl libhiredis-dev redis-server)
+[ "${1:-}" = "--tests" ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,10 +7,11 @@
 #      shared-rate-limit suites under ThreadSanitizer (scripts/sanitizers.sh).
 # The shared-rate-limit tests start a real redis-server of their own (Debian's package, installed
 # here), one per test, on a Unix socket in a fresh temporary folder (no TCP port), and stop it.
+# The status page's tests drive Debian's headless Chromium (installed here too) over a pipe.
 # SSSONECTOR_QUICK=1 runs step 1 only (what `swift test` alone would, with the packages checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-dependencies.sh
+scripts/install-dependencies.sh --tests
 
 start=$(date +%s)
 swift build --build-tests

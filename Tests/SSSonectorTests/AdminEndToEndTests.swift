@@ -94,6 +94,12 @@ import SSSonectorDemo
             try held.send([7, 8, 9])
             #expect(try held.receive(exactly: 3) == [7, 8, 9])
             #expect(try httpJSON("PATCH", port: admin, "/pipelines/test/upstreams/new", body: #"{"weight": 5}"#).status == 200)
+            // Restored while still draining (the held connection keeps it in the set): it takes new connections again.
+            let restored = try httpJSON("PATCH", port: admin, "/pipelines/test/upstreams/u0", body: #"{"draining": false}"#)
+            #expect(restored.status == 200 && restored.json["draining"] == false)
+            for _ in 0..<12 { #expect(exchange(port)) }
+            stats = try httpJSON("GET", port: admin, "/stats").json["pipelines"]?["test"]?["stages"]?["lb"]?["upstreams"]
+            #expect((stats?["u0"]?["total"]?.intValue ?? 0) > (before?.intValue ?? 0))
             await extra.stop()
         }
     }
@@ -107,6 +113,10 @@ import SSSonectorDemo
                 ("POST", "/pipelines/test/stages/limit/control", "{not json", 400),
                 ("POST", "/pipelines/test/stages/limit/control", #"{"op": "fly"}"#, 400),
                 ("POST", "/pipelines/test/upstreams", #"{"name": "x"}"#, 400),
+                ("PATCH", "/pipelines/test/upstreams/u0", "{}", 400),
+                ("PATCH", "/pipelines/test/upstreams/u0", #"{"draining": "no"}"#, 400),
+                ("PATCH", "/pipelines/test/upstreams/zz", #"{"draining": false}"#, 404),
+                ("POST", "/", "", 405),
             ]
             for (method, path, body, status) in cases {
                 let answer = try http(method, port: admin, path, body: body)
@@ -122,6 +132,9 @@ import SSSonectorDemo
             let wrong = try http("GET", port: admin, "/stats", token: "wrong")
             let right = try http("GET", port: admin, "/stats", token: "s3cret")
             #expect(none.status == 401 && wrong.status == 401 && right.status == 200)
+            // The status page holds no data: it is served without the token (it asks for one).
+            let page = try http("GET", port: admin, "/")
+            #expect(page.status == 200 && page.body.hasPrefix("<!doctype html>"))
         }
     }
 }

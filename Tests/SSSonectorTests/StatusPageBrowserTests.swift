@@ -116,6 +116,29 @@ import Testing
         await echoes.stop()
     }
 
+    @Test func aRelaysPageShowsItsServicesAndConnectorsAndAConnectorsPageItsTunnel() async throws {
+        let echoes = try await EchoUpstreams(count: 1)
+        let tunnel = try ReverseTunnelHosts()
+        let connector = try tunnel.startConnector(upstreamPort: echoes.ports[0])
+        defer { connector.stop(); tunnel.stop() }
+        #expect(eventually { tunnel.serviceFigure("connections") == 2 })
+        #expect(echoExchange(tunnel.publicPort))
+        let browser = try HeadlessBrowser()
+        defer { browser.close() }
+
+        try browser.open("http://127.0.0.1:\(tunnel.relayAdmin)/")
+        let service = #"document.querySelector('[data-service="\#(ReverseTunnelHosts.service)"]')"#
+        #expect(try browser.waitFor("\(service) && \(service).querySelectorAll('tbody tr').length === 2"))
+        #expect(try browser.evaluate("\(service).textContent.includes('\(ReverseTunnelHosts.identity)')") == "true")
+        let streams = #"document.querySelector('[data-stat=\'["relay","services","echo","streams_total"]\']')"#
+        #expect(try browser.waitFor("\(streams) && \(streams).dataset.value === '\(tunnel.serviceFigure("streams_total"))'"))
+
+        try browser.open("http://127.0.0.1:\(try #require(connector.adminPort))/")
+        #expect(try browser.waitFor(#"document.querySelector('[data-stat=\'["pipelines","connector","listener","state"]\']')?.dataset.value === '"running"'"#))
+        #expect(try browser.waitFor(#"document.querySelectorAll('[data-stat^=\'["pipelines","connector","reverse"\']').length > 0"#))
+        await echoes.stop()
+    }
+
     @Test func withATokenThePageAsksForItAndShowsNoDataUntilItIsGiven() async throws {
         let echoes = try await EchoUpstreams(count: 1)
         let file = pipelineFile(upstreams: [("only", echoes.ports[0])], stages: Self.stages)

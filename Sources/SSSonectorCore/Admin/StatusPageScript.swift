@@ -228,19 +228,21 @@ enum StatusPageScript {
       svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
       svg.setAttribute("preserveAspectRatio", "none");
       svg.setAttribute("class", "chart");
-      const top = Math.max(1, ...samples.map((s) => Math.max(s.rate, s.active)));
+      // Each line on its own scale (a busy listener's rate would flatten its active count).
+      const tops = {};
       for (const field of ["rate", "active"]) {
+        tops[field] = Math.max(1, Math.ceil(Math.max(...samples.map((s) => s[field]))));
         const line = document.createElementNS(NS, "polyline");
         const offset = width - samples.length;
         line.setAttribute("points", samples.map((s, i) =>
-          `${offset + i},${(height - 2 - (s[field] / top) * (height - 4)).toFixed(1)}`).join(" "));
+          `${offset + i},${(height - 2 - (s[field] / tops[field]) * (height - 4)).toFixed(1)}`).join(" "));
         line.setAttribute("class", field);
         svg.append(line);
       }
       const seconds = samples.length > 1 ? Math.round((samples[samples.length - 1].t - samples[0].t) / 1000) : 0;
       return el("figure", { class: "chart-box" }, svg,
-        el("figcaption", {}, el("span", { class: "key rate", text: "connections/s" }), " and ",
-           el("span", { class: "key active", text: "active" }), ` over the last ${seconds} s; top ${format(Math.ceil(top))}`));
+        el("figcaption", {}, el("span", { class: "key rate", text: `connections/s (top ${format(tops.rate)})` }), " and ",
+           el("span", { class: "key active", text: `active (top ${format(tops.active)})` }), ` over the last ${seconds} s`));
     }
 
     function rejections(base, connections) {
