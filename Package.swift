@@ -51,10 +51,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .target(name: "StageABI", path: "Sources/StageABI"),
         .systemLibrary(name: "CLTDL", path: "Sources/CLTDL"),
+        // epoll, eventfd and accept4 for the relay's own event loop (the epoll data path).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .target(name: "CrashReport", path: "Sources/CrashReport"),
         .target(name: "ConfigValues", path: "Sources/ConfigValues"),
         .target(name: "Locking", path: "Sources/Locking"),
@@ -67,7 +70,7 @@ let package = Package(
         .target(
             name: "SSSonectorCore",
             dependencies: [
-                "StageABI", "CLTDL", "ConfigValues", "CrashReport", "Locking",
+                "StageABI", "CLTDL", "CEpoll", "ConfigValues", "CrashReport", "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,6 +82,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             path: "Sources/SSSonectorCore",
             swiftSettings: hotPath

@@ -57,7 +57,7 @@ struct Demo: ParsableCommand {
             print("echo upstream \(upstream.name) on \(upstream.address)")
             echoes.append(echo)
         }
-        let host = Host(files: [pipeline], threads: global.threads, logger: logger)
+        let host = Host(files: [pipeline], threads: global.threads, logger: logger, dataPath: global.dataPath)
         let bound: [(listener: String, address: String)]
         do {
             bound = try host.start()

@@ -13,6 +13,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Event loops (default: the CPUs this process may use).")
     var threads: Int?
 
+    @Option(help: "Which code moves the bytes of pipelines that do not set connection.data_path: nio, epoll (plain TCP only; an error for others) or auto (epoll where possible).")
+    var dataPath: DataPathChoice = .nio
+
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
     }
@@ -43,3 +46,4 @@ struct GlobalOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension DataPathChoice: ExpressibleByArgument {}

@@ -29,7 +29,7 @@ struct Run: ParsableCommand {
         // Catch the signals before anyone can learn we are up (the listening lines), so a
         // SIGTERM sent right after them is never lost.
         let signals = SignalWaiter(for: [SIGINT, SIGTERM, SIGHUP])
-        let host = Host(files: files, threads: global.threads, logger: logger)
+        let host = Host(files: files, threads: global.threads, logger: logger, dataPath: global.dataPath)
         let bound: [(listener: String, address: String)]
         do {
             bound = try host.start()

@@ -14,7 +14,7 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let logger = global.makeLogger()
-        let errors = Host.validate(files: files, threads: global.threads, logger: logger)
+        let errors = Host.validate(files: files, threads: global.threads, logger: logger, dataPath: global.dataPath)
         guard errors.isEmpty else {
             errors.forEach(printError)
             throw SSSonectorCommand.invalidInput

@@ -35,8 +35,14 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     let relayHub = RelayHub()
     /// The tunnel listeners of the relay files.
     var relays: [RelayListener] = []
+    /// The data path of pipelines that do not choose one (`--data-path`).
+    let dataPath: DataPathChoice
+    /// The epoll data path's loops, one per thread, started with its first pipeline. With `lock`.
+    private var epollLoops: [EpollLoop] = []
 
-    public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock()) {
+    public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock(),
+                dataPath: DataPathChoice = .nio) {
+        self.dataPath = dataPath
         self.files = files
         self.threadCount = max(1, threads ?? System.coreCount)
         self.logger = logger
@@ -47,11 +53,11 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
 
     /// Parses the files, loads every plugin and creates and destroys every stage, opening no
     /// socket. Returns one line per error (empty: valid).
-    public static func validate(files: [String], threads: Int? = nil, logger: Logger) -> [String] {
+    public static func validate(files: [String], threads: Int? = nil, logger: Logger, dataPath: DataPathChoice = .nio) -> [String] {
         let registry = ConnectionRegistry()
         switch PipelineSet.assemble(files: files, threadCount: max(1, threads ?? System.coreCount),
                                     clock: SystemClock(), metrics: MetricsRegistry(), registry: registry,
-                                    logger: logger) {
+                                    logger: logger, dataPath: dataPath) {
         case .success(let set):
             set.destroy()
             return []
@@ -66,7 +72,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     public func start() throws(HostError) -> [(listener: String, address: String)] {
         let set: PipelineSet
         switch PipelineSet.assemble(files: files, threadCount: threadCount, clock: clock, metrics: metrics,
-                                    registry: registry, logger: logger, relayHub: relayHub) {
+                                    registry: registry, logger: logger, relayHub: relayHub, dataPath: dataPath) {
         case .success(let assembled): set = assembled
         case .failure(let errors): throw .invalid(errors.lines)
         }
@@ -127,6 +133,11 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         do {
             if let connector = PipelineListener.connect(runtime, group: group, loopIndexes: indexes) {
                 listener = connector
+            } else if runtime.dataPath == .epoll {
+                if epollLoops.isEmpty {
+                    epollLoops = try (0..<threadCount).map { try EpollLoop(name: "sssonector-epoll-\($0)") }
+                }
+                listener = try PipelineListener.bindSockets(runtime, loops: epollLoops)
             } else {
                 listener = try PipelineListener.bind(runtime, group: group, loopIndexes: indexes).wait()
             }
@@ -286,6 +297,11 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
         try? control.syncShutdownGracefully()
         everything.forEach { $0.destroyStages() }
         try? group.syncShutdownGracefully()
+        lock.lock()
+        let loops = epollLoops
+        epollLoops = []
+        lock.unlock()
+        for loop in loops { try? loop.syncShutdownGracefully() }
     }
 
     /// Blocks until every connection has closed or `nanoseconds` have passed; true when none is

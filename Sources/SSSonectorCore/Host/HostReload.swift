@@ -24,7 +24,7 @@ extension Host {
         defer { lifecycle.unlock() }
         let set: PipelineSet
         switch PipelineSet.assemble(files: files, threadCount: threadCount, clock: clock, metrics: metrics,
-                                    registry: registry, logger: logger, relayHub: relayHub) {
+                                    registry: registry, logger: logger, relayHub: relayHub, dataPath: dataPath) {
         case .success(let assembled): set = assembled
         case .failure(let errors):
             logger.error("reload refused; the running configuration stays", metadata: ["errors": "\(errors.lines.joined(separator: "; "))"])
@@ -36,7 +36,10 @@ extension Host {
         reloadRelays(set.relays, errors: &errors)
         var kept: [PipelineListener] = []
         for runtime in set.runtimes {
-            if let listener = listeners.first(where: { Self.sameListener($0.runtime.config.listen, runtime.config.listen) && $0.runtime.name == runtime.name }) {
+            if let listener = listeners.first(where: {
+                Self.sameListener($0.runtime.config.listen, runtime.config.listen) && $0.runtime.name == runtime.name
+                    && $0.runtime.dataPath == runtime.dataPath
+            }) {
                 startPools(runtime)
                 retire(listener.swap(to: runtime))
                 scheduleTicks(runtime)

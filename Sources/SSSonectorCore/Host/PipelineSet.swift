@@ -14,7 +14,7 @@ public struct PipelineSet {
     /// `<file>: <json path>: <message>`.
     static func assemble(
         files: [String], threadCount: Int, clock: any HostClock, metrics: MetricsRegistry,
-        registry: ConnectionRegistry, logger: Logger, relayHub: RelayHub? = nil
+        registry: ConnectionRegistry, logger: Logger, relayHub: RelayHub? = nil, dataPath: DataPathChoice = .nio
     ) -> Result<PipelineSet, PipelineSetErrors> {
         var lines: [String] = []
         var configs: [PipelineConfig] = []
@@ -61,6 +61,13 @@ public struct PipelineSet {
         }
         var runtimes: [PipelineRuntime] = []
         for config in configs {
+            let path: DataPath
+            do {
+                path = try (config.connection.dataPath ?? dataPath).resolve(for: config)
+            } catch {
+                lines.append("\(config.file): \(error)")
+                continue
+            }
             let (tls, tlsErrors) = PipelineTLS.build(config)
             guard tlsErrors.isEmpty else {
                 lines += tlsErrors.map { "\(config.file): \($0)" }
@@ -77,7 +84,7 @@ public struct PipelineSet {
                 let chain = StageChain(stages: stages, pipeline: config.name, listener: config.listen.text)
                 runtimes.append(PipelineRuntime(config: config, upstreams: upstreams, chain: chain, clock: clock,
                                                 registry: registry, scope: scope, logger: pipelineLogger, tls: tls,
-                                                relayHub: relayHub))
+                                                relayHub: relayHub, dataPath: path))
             case .failure(let errors):
                 lines += errors.lines
             }

@@ -70,6 +70,8 @@ public struct ConnectionSettings: Sendable, Equatable {
     public var bufferLimit: UInt64 = 256 * 1024
     /// `connection.pool`: the warm pool's defaults for every upstream (off unless enabled).
     public var pool = PoolSettings()
+    /// `connection.data_path`: which code moves the bytes; nil: the host's `--data-path`.
+    public var dataPath: DataPathChoice?
 
     public init() {}
 

@@ -193,6 +193,13 @@ public enum PipelineDecoder {
         if let pool = try c.object("pool") {
             s.pool = try PoolSettings.decode(pool, over: s.pool, pipelineLevel: true)
         }
+        if let path = try c.string("data_path") {
+            guard let choice = DataPathChoice(rawValue: path) else {
+                throw ConfigError(path: c.path(of: "data_path"),
+                                  "expected one of \(DataPathChoice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), found \"\(path)\"")
+            }
+            s.dataPath = choice
+        }
         try c.finish()
         return s
     }

@@ -21,11 +21,14 @@ final class PipelineListener: Sendable {
     let channels: [Channel]
     /// A connector pipeline's connections to its relay (`listen.reverse`), in place of sockets.
     let reverse: ReverseConnector?
+    /// On the epoll data path: one listening socket per epoll loop, in place of channels.
+    let sockets: [SocketListener]
 
-    private init(slot: RuntimeSlot, channels: [Channel], reverse: ReverseConnector? = nil) {
+    init(slot: RuntimeSlot, channels: [Channel], reverse: ReverseConnector? = nil, sockets: [SocketListener] = []) {
         self.slot = slot
         self.channels = channels
         self.reverse = reverse
+        self.sockets = sockets
     }
 
     var runtime: PipelineRuntime { slot.runtime }
@@ -34,10 +37,10 @@ final class PipelineListener: Sendable {
     func swap(to runtime: PipelineRuntime) -> PipelineRuntime { slot.swap(runtime) }
 
     /// The address it listens on (the port filled in when the file said 0).
-    var boundAddress: SocketAddress? { channels.first?.localAddress }
+    var boundAddress: SocketAddress? { channels.first?.localAddress ?? sockets.first?.boundAddress }
 
     /// Whether every listening socket is still open (a connector: still dialing).
-    var isActive: Bool { reverse?.isRunning ?? channels.allSatisfy(\.isActive) }
+    var isActive: Bool { reverse?.isRunning ?? (channels.allSatisfy(\.isActive) && sockets.allSatisfy(\.isOpen)) }
 
     /// A connector pipeline: dials its relay instead of binding (`listen.reverse`).
     static func connect(_ runtime: PipelineRuntime, group: MultiThreadedEventLoopGroup, loopIndexes: LoopIndexes) -> PipelineListener? {
@@ -160,6 +163,10 @@ final class PipelineListener: Sendable {
         if let reverse {
             reverse.stop(drain: slot.runtime.config.connection.drainTimeout)
             return reverse.loop.makeSucceededVoidFuture()
+        }
+        if !sockets.isEmpty {
+            let closed = sockets.map { socket in socket.loop.submit { socket.close() } }
+            return EventLoopFuture.andAllComplete(closed, on: sockets[0].loop)
         }
         let loop = channels[0].eventLoop
         return EventLoopFuture.andAllComplete(channels.map { $0.close().recover { _ in } }, on: loop)

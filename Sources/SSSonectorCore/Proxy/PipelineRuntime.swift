@@ -26,11 +26,14 @@ public final class PipelineRuntime: Sendable {
     let relayHub: RelayHub?
     /// How sessions reach upstreams (a fake in the unit tests).
     let dialer: any UpstreamDialing
+    /// Which code moves this pipeline's bytes (docs/architecture.md, "Two data paths").
+    public let dataPath: DataPath
 
     init(config: PipelineConfig, upstreams: UpstreamTable, chain: StageChain, clock: any HostClock,
          registry: ConnectionRegistry, scope: ConnectionScope, logger: Logger, tls: PipelineTLS = PipelineTLS(),
-         relayHub: RelayHub? = nil, dialer: any UpstreamDialing = ChannelUpstreamDialer()) {
-        self.dialer = dialer
+         relayHub: RelayHub? = nil, dataPath: DataPath = .nio, dialer: (any UpstreamDialing)? = nil) {
+        self.dataPath = dataPath
+        self.dialer = dialer ?? (dataPath == .epoll ? SocketUpstreamDialer() : ChannelUpstreamDialer())
         self.tls = tls
         self.relayHub = relayHub
         self.pools = PipelinePools(config)

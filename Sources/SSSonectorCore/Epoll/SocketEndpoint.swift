@@ -1,0 +1,312 @@
+import CEpoll
+import Glibc
+import NIOCore
+
+/// One side of a relayed connection on the epoll data path: a plain TCP socket the relay owns
+/// from `accept` (or `connect`) to `close`, with no SwiftNIO channel. It is that side's
+/// `RelayEndpoint` for the session, and, for an upstream, the connect attempt too.
+///
+/// Reads land in the loop's one receive buffer and go to the session as they are; a chunk the
+/// session passes straight on is sent with one `send` and the buffer is free again, so a relayed
+/// request allocates nothing. Writes go to the kernel at once; what it does not take waits here,
+/// in order, until the socket is writable again (the session hears of it through the same
+/// writability events as from a channel: above 64 KiB queued, not writable; below 32 KiB,
+/// writable again, SwiftNIO's default watermarks). Confined to its loop.
+final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
+    let fd: CInt
+    private let side: RelaySide
+    private let loop: EpollLoop
+    /// Nil once closed (breaks the cycle: the session holds this endpoint).
+    private var session: ProxySession?
+    private var registration = -1
+    private var closed = false
+    /// An edge said there is input (or an EOF or error) that was not read to the end yet.
+    private var readable = false
+    private var inputEnded = false
+    /// Bytes the kernel did not take yet, oldest first (created on first need).
+    private var pending: CircularBuffer<ByteBuffer>?
+    private var pendingBytes = 0
+    private var writable = true
+    /// Runs once every pending byte is out: the output is then shut (`shutdownOutputAfterWrites`).
+    private var afterWrites: ((Error?) -> Void)?
+    /// A write failed; reported from the loop, not from inside the session's own call.
+    private var writeError: Int32 = 0
+    /// While connecting (an upstream): the session's completion, and the timeout.
+    private var connecting: ((Result<DialedUpstream, Error>) -> Void)?
+    private var connectTimer: Scheduled<Void>?
+
+    static let highWatermark = 64 * 1024
+    static let lowWatermark = 32 * 1024
+    /// Reads per event before the loop serves other sockets (they go on from `later`).
+    static let readsPerEvent = 16
+
+    /// An accepted (or connected) socket for `side` of `session`; `attach` registers it.
+    init(fd: CInt, side: RelaySide, session: ProxySession, loop: EpollLoop) {
+        self.fd = fd
+        self.side = side
+        self.session = session
+        self.loop = loop
+    }
+
+    /// Starts watching the socket. Throws (and closes the socket) when the loop cannot.
+    func attach() throws {
+        do {
+            registration = try loop.register(fd, self)
+        } catch {
+            closed = true
+            session = nil
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    // MARK: connecting (an upstream)
+
+    /// Connects to `address` for `session`; `completion` runs once, maybe before this returns.
+    /// Returns the attempt while it is in flight.
+    static func connect(to address: SocketAddress, for session: ProxySession, on loop: EpollLoop,
+                        completion: @escaping (Result<DialedUpstream, Error>) -> Void) -> SocketEndpoint? {
+        let settings = session.settings
+        let family = address.protocol.rawValue
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            completion(.failure(IOError(errnoCode: errno, reason: "socket")))
+            return nil
+        }
+        SocketTuning.applyUpstream(settings, to: fd)
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
+        let code = errno
+        guard rc == 0 || code == EINPROGRESS else {
+            Glibc.close(fd)
+            completion(.failure(IOError(errnoCode: code, reason: "connect")))
+            return nil
+        }
+        let endpoint = SocketEndpoint(fd: fd, side: .upstream, session: session, loop: loop)
+        do {
+            try endpoint.attach()
+        } catch {
+            completion(.failure(error))
+            return nil
+        }
+        endpoint.connecting = completion
+        if rc == 0 {
+            endpoint.connected()
+            return nil
+        }
+        let timeout = settings.connectTimeout
+        endpoint.connectTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: timeout))) {
+            endpoint.connectFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: timeout))))
+        }
+        return endpoint
+    }
+
+    private func connected() {
+        connectTimer?.cancel()
+        connectTimer = nil
+        let done = connecting
+        connecting = nil
+        done?(.success(DialedUpstream(endpoint: self, greeting: nil, pooled: false, writable: true)))
+    }
+
+    private func connectFailed(_ error: Error) {
+        guard let done = connecting else { return }
+        connecting = nil
+        connectTimer?.cancel()
+        connectTimer = nil
+        close()
+        done(.failure(error))
+    }
+
+    /// The session ended first: the socket is closed and the completion not called.
+    func cancel() {
+        guard connecting != nil else { return }
+        connecting = nil
+        connectTimer?.cancel()
+        connectTimer = nil
+        close()
+    }
+
+    // MARK: events, from the loop
+
+    func ready(_ events: UInt32) {
+        guard !closed else { return }
+        if connecting != nil {
+            guard events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 else { return }
+            let code = Self.socketError(fd)
+            guard code == 0 else { return connectFailed(IOError(errnoCode: code, reason: "connect")) }
+            connected()
+            guard !closed else { return }
+        }
+        if writeError != 0 { return fail(writeError, "send") }
+        if events & EPOLLERR.rawValue != 0, !readable || inputEnded {
+            let code = Self.socketError(fd)
+            if code != 0 { return fail(code, "socket") }
+        }
+        if events & EPOLLOUT.rawValue != 0, pendingBytes > 0 {
+            sendPending()
+            guard !closed else { return }
+        }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readable = true }
+        if readable && !inputEnded { readSome() }
+    }
+
+    /// Reads while the session may take bytes, up to `readsPerEvent` reads; a short read means
+    /// the socket is drained (no `recv` only to hear EAGAIN, as HAProxy does).
+    private func readSome() {
+        guard let session else { return }
+        var reads = 0
+        while readable {
+            guard session.mayRead(side) else {
+                session.readSuppressed(side)  // readable stays set: `resumeReading` goes on
+                break
+            }
+            guard reads < Self.readsPerEvent else {
+                loop.later(self)
+                break
+            }
+            reads += 1
+            loop.receiveBuffer.clear()
+            let capacity = loop.receiveBuffer.writableBytes
+            let count = loop.receiveBuffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                loop.receiveBuffer.moveWriterIndex(forwardBy: count)
+                if count < capacity { readable = false }
+                session.read(side, loop.receiveBuffer)
+                if closed { return }
+                continue
+            }
+            if count == 0 {
+                readable = false
+                inputEnded = true
+                session.readComplete(side)
+                if closed { return }
+                session.inputClosed(side)
+                return
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                readable = false
+                break
+            }
+            return fail(code, "recv")
+        }
+        if reads > 0 && !closed { session.readComplete(side) }
+    }
+
+    private func fail(_ code: Int32, _ call: String) {
+        guard let session else { return }
+        session.failed(side, IOError(errnoCode: code, reason: call))
+        if !closed { close() }
+    }
+
+    private static func socketError(_ fd: CInt) -> Int32 {
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 else { return errno }
+        return code
+    }
+
+    // MARK: RelayEndpoint, from the session
+
+    func write(_ chunk: ByteBuffer) {
+        guard !closed, writeError == 0 else { return }
+        guard pendingBytes == 0 else { return enqueue(chunk) }
+        let count = chunk.readableBytes
+        let sent = chunk.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+        if sent == count { return }
+        if sent < 0 {
+            let code = errno
+            guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else { return writeFailed(code) }
+            return enqueue(chunk)
+        }
+        var rest = chunk
+        rest.moveReaderIndex(forwardBy: sent)
+        enqueue(rest)
+    }
+
+    /// Keeps what the kernel did not take. A small rest of a large buffer (the loop's receive
+    /// buffer) is copied, so a slow peer holds its bytes, not 64 KiB per chunk.
+    private func enqueue(_ chunk: ByteBuffer) {
+        var kept = chunk
+        if kept.readableBytes * 4 < kept.capacity {
+            kept = ByteBufferAllocator().buffer(capacity: chunk.readableBytes)
+            kept.writeImmutableBuffer(chunk)
+        }
+        if pending == nil { pending = CircularBuffer(initialCapacity: 4) }
+        pending?.append(kept)
+        pendingBytes += kept.readableBytes
+        if writable && pendingBytes > Self.highWatermark {
+            writable = false
+            session?.writabilityChanged(side, writable: false)
+        }
+    }
+
+    private func writeFailed(_ code: Int32) {
+        writeError = code
+        pending = nil
+        pendingBytes = 0
+        loop.later(self)  // reported from the loop: the session is inside its own call now
+    }
+
+    /// Sends queued bytes until the kernel takes no more.
+    private func sendPending() {
+        while let first = pending?.first {
+            let count = first.readableBytes
+            let sent = first.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK { return }
+                return fail(code, "send")
+            }
+            pendingBytes -= sent
+            if sent == count {
+                pending?.removeFirst()
+            } else {
+                if let head = pending?.startIndex { pending?[head].moveReaderIndex(forwardBy: sent) }
+                return
+            }
+        }
+        if !writable && pendingBytes < Self.lowWatermark {
+            writable = true
+            session?.writabilityChanged(side, writable: true)
+            if closed { return }
+        }
+        if pendingBytes == 0, let done = afterWrites {
+            afterWrites = nil
+            shutdownOutput(done)
+        }
+    }
+
+    /// Every byte goes out at once or waits in `pending`: nothing to flush.
+    func flush() {}
+
+    func shutdownOutputAfterWrites(_ done: @escaping (Error?) -> Void) {
+        guard !closed else { return done(IOError(errnoCode: EBADF, reason: "shutdown")) }
+        if pendingBytes == 0 { return shutdownOutput(done) }
+        afterWrites = done
+    }
+
+    private func shutdownOutput(_ done: (Error?) -> Void) {
+        if Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 { return done(nil) }
+        done(IOError(errnoCode: errno, reason: "shutdown"))
+    }
+
+    func resumeReading() {
+        if readable && !closed { loop.later(self) }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        session = nil
+        pending = nil
+        pendingBytes = 0
+        afterWrites = nil
+        if registration >= 0 { loop.deregister(registration, fd: nil) }
+        Glibc.close(fd)
+    }
+
+    func upstreamConnected() {}
+}
