@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func schemaAndDecoderAgreeOnEveryObjectsKeys() {
-        #expect(decoderKeys(section: "CONNECTION").count == 11)
+        #expect(decoderKeys(section: "CONNECTION").count == 12)
         #expect(decoderKeys(section: "POOL").contains("max_total"))
         #expect(!decoderKeys(section: "UPSTREAM_POOL").contains("max_total"))  // pipeline-wide only
         #expect(schemaKeys([]) == decoderKeys(section: "ROOT"))

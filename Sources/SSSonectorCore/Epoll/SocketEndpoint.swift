@@ -22,6 +22,9 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
     private var closed = false
     /// An edge said there is input (or an EOF or error) that was not read to the end yet.
     private var readable = false
+    /// The peer half-closed (or the socket hung up): the input ends with an EOF still to read,
+    /// so a short read does not mean the socket is drained.
+    private var hangup = false
     private var inputEnded = false
     /// Bytes the kernel did not take yet, oldest first (created on first need).
     private var pending: CircularBuffer<ByteBuffer>?
@@ -147,6 +150,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
             guard !closed else { return }
         }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readable = true }
+        if events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { hangup = true }
         if readable && !inputEnded { readSome() }
     }
 
@@ -170,7 +174,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
             let count = loop.receiveBuffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 loop.receiveBuffer.moveWriterIndex(forwardBy: count)
-                if count < capacity { readable = false }
+                if count < capacity && !hangup { readable = false }
                 session.read(side, loop.receiveBuffer)
                 if closed { return }
                 continue

@@ -95,10 +95,16 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
 }
 
 extension HostProcess {
-    /// `sssonector ARGS...` with LD_BIND_NOW=1 (every symbol resolved at load) and pipes.
+    /// `sssonector ARGS...` with LD_BIND_NOW=1 (every symbol resolved at load) and pipes. With
+    /// SSSONECTOR_TEST_DATA_PATH set (`scripts/test.sh` runs the end-to-end suites once per
+    /// data path), `run` gets `--data-path` with its value.
     static func makeProcess(_ arguments: [String], environment: [String: String]) -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestEnvironment.binPath("sssonector"))
+        var arguments = arguments
+        if let path = ProcessInfo.processInfo.environment["SSSONECTOR_TEST_DATA_PATH"], let run = arguments.firstIndex(of: "run") {
+            arguments.insert(contentsOf: ["--data-path", path], at: run + 1)
+        }
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["LD_BIND_NOW"] = "1"
