@@ -2,6 +2,9 @@
 """Side-by-side comparison on loopback: direct, HAProxy (mode tcp), nginx stream, and SSSonector
 with no stages and with the four stock stages. Same loads, same machine, one run.
 
+SSSonector runs on each of its data paths (--data-paths: nio, the SwiftNIO channels, and epoll,
+its own loops; sssonector-epoll in the tables).
+
 Loads (the same client for every target):
   http      wrk, 50 keep-alive connections against a small HTTP upstream (nginx `return 200`):
             requests/s and p50/p99 latency
@@ -205,7 +208,7 @@ http {{
     return {"echo": echo, "bulk": bulk, "http": http}
 
 
-def start_targets(tmp, upstreams, pinned, release_bin):
+def start_targets(tmp, upstreams, pinned, release_bin, data_paths):
     """Starts each proxy once, with one listener per upstream; returns {name: ({load: port}, proc)}."""
     cpu = 0 if pinned else None
     threads = 1 if pinned else os.cpu_count()
@@ -256,7 +259,9 @@ stream {{ {servers} }}
       {"name": "limit", "plugin": "ratelimit", "config": {"default_rate": 1000000000, "default_burst": 1000000000}},
       {"name": "breaker", "plugin": "breaker", "config": {"max_failures": 5, "reset_timeout": "10s"}},
       {"name": "lb", "plugin": "balancer", "config": {"strategy": "round_robin", "health_check": "1s"}}]"""
-    for name, stage_list in (("sssonector", "[]"), ("sssonector+4", stages)):
+    variants = [(path, suffix, stage_list) for path in data_paths for suffix, stage_list in (("", "[]"), ("+4", stages))]
+    for path, suffix, stage_list in variants:
+        name = sssonector_name(path, suffix)
         files = []
         for u in UPSTREAMS:
             files.append(write(f"{tmp}/{name}-{u}.json", json.dumps({
@@ -264,7 +269,8 @@ stream {{ {servers} }}
                 "upstreams": [{"name": u, "address": f"127.0.0.1:{upstreams[u]}"}],
                 "connection": {"max_connections": 100000, "idle_timeout": "5m"},
                 "stages": json.loads(stage_list)})))
-        p, line = start([f"{release_bin}/sssonector", "run", "--threads", str(threads), "--log-level", "error"] + files,
+        p, line = start([f"{release_bin}/sssonector", "run", "--threads", str(threads), "--log-level", "error",
+                         "--data-path", path] + files,
                         cpu=cpu, wait_line="listening on")
         lines = [line] + [p.stdout.readline() for _ in UPSTREAMS[1:]]
         ports = {}
@@ -273,6 +279,11 @@ stream {{ {servers} }}
             ports[m.group(1)] = int(m.group(2))
         targets[name] = (ports, p)
     return targets
+
+
+def sssonector_name(path, suffix):
+    """sssonector (the SwiftNIO path) or sssonector-epoll, with +4 for the four stock stages."""
+    return "sssonector" + ("-epoll" if path == "epoll" else "") + suffix
 
 
 def idle_memory(port, pids, count=1000):
@@ -338,7 +349,8 @@ def table(results, title):
         values = [r[k] for r in rows if r[k] is not None]
         hap[k] = (min(values) if k in lower_is_better else max(values)) if values else None
     lines += ["", "Ratios (SSSonector ÷ HAProxy's better setting, default or splice-auto; ÷ direct in brackets):", ""]
-    for name in ("sssonector", "sssonector+4"):
+    names = [n for n in results if n.startswith("sssonector")]
+    for name in names:
         r = results[name]
         parts = []
         for k, label, _ in cols:
@@ -347,9 +359,12 @@ def table(results, title):
             d = f" [{r[k] / direct[k]:.2f}]" if direct.get(k) else ""
             parts.append(f"{label} {r[k] / hap[k]:.2f}{d}")
         lines.append(f"- {name}: " + ", ".join(parts))
-    stages, none = results["sssonector+4"], results["sssonector"]
-    lines.append(f"- four stock stages vs none: req/s {stages['http_rps'] / none['http_rps']:.3f}, "
-                 f"conn/s {stages['connect_cps'] / none['connect_cps']:.3f}")
+    for name in names:
+        if name.endswith("+4") or f"{name}+4" not in results:
+            continue
+        stages, none = results[f"{name}+4"], results[name]
+        lines.append(f"- {name}, four stock stages vs none: req/s {stages['http_rps'] / none['http_rps']:.3f}, "
+                     f"conn/s {stages['connect_cps'] / none['connect_cps']:.3f}")
     return "\n".join(lines)
 
 
@@ -360,6 +375,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--pinning", choices=["pinned", "unpinned", "both"], default="both")
     ap.add_argument("--quick", action="store_true", help="one repetition of 2 s each")
+    ap.add_argument("--data-paths", default="nio,epoll", help="SSSonector's data paths to measure (nio, epoll)")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.duration, args.warmup = 1, 2, 1
@@ -376,7 +392,7 @@ def main():
         for pinned in ([True, False] if args.pinning == "both" else [args.pinning == "pinned"]):
             with tempfile.TemporaryDirectory() as tmp:
                 upstreams = start_upstreams(tmp, 1 if pinned else None, bench_bin)
-                targets = start_targets(tmp, upstreams, pinned, release_bin)
+                targets = start_targets(tmp, upstreams, pinned, release_bin, args.data_paths.split(","))
                 results = measure(targets, Loads(bench_bin, 1 if pinned else None), args)
                 title = ("pinned: proxy on CPU 0 (1 thread/worker), load and upstreams on CPU 1" if pinned
                          else "unpinned: proxies use every core, scheduler places everything")

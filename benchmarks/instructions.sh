@@ -5,6 +5,7 @@
 #   benchmarks/instructions.sh            # no stages
 #   STAGES=4 benchmarks/instructions.sh   # the four stock stages, limits never reached
 #   PROXY=haproxy benchmarks/instructions.sh   # HAProxy (mode tcp, nbthread 1), counted the same way
+#   DATA_PATH=epoll benchmarks/instructions.sh # SSSonector's epoll data path (default: nio)
 # Each figure is a difference of two runs of the same load (a short and a long one) over the
 # difference of their counts, so start-up and connection set-up cancel out; instruction counts
 # are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
@@ -57,7 +58,7 @@ CFG
   PIDS+=($HOST)
   for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 else
-  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error "$D/pipeline.json" > "$D/host.log" 2>&1 &
+  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error --data-path "${DATA_PATH:-nio}" "$D/pipeline.json" > "$D/host.log" 2>&1 &
   HOST=$!
   PIDS+=($HOST)
   for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done
@@ -83,6 +84,6 @@ per() {  # mode connections short long -> instructions per message
   read -r i2 n2 <<< "$(measure "$1" "$2" "$4")"
   python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
 }
-echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}"
+echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}, data path: ${DATA_PATH:-nio}"
 echo "per keep-alive request (10 connections, 64-byte echo): $(per echo 10 2s 6s)"
 echo "per connection (10 loops: connect, one 64-byte echo, close): $(per connect 10 3s 9s)"

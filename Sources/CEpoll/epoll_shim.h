@@ -1,11 +1,14 @@
 /* Linux's epoll, eventfd and accept4, which the Glibc module does not export: the relay's own
- * event loop (Sources/SSSonectorCore/Epoll) calls them directly. */
+ * event loop (Sources/SSSonectorCore/Epoll) calls them directly. No socket header is included
+ * here: its declarations would then belong to this module, and files that import only Glibc
+ * would lose them. */
 #ifndef SSSONECTOR_EPOLL_SHIM_H
 #define SSSONECTOR_EPOLL_SHIM_H
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 
-/* Declared by <sys/socket.h> only with _GNU_SOURCE, which the Glibc module is built without. */
-extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+struct sockaddr;
+/* <sys/socket.h> declares it only with _GNU_SOURCE, which the Glibc module is built without
+ * (the length is a socklen_t, an unsigned int). */
+extern int accept4(int fd, struct sockaddr *address, unsigned int *length, int flags);
 #endif

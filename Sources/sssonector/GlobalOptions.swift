@@ -14,7 +14,7 @@ struct GlobalOptions: ParsableArguments {
     var threads: Int?
 
     @Option(help: "Which code moves the bytes of pipelines that do not set connection.data_path: nio, epoll (plain TCP only; an error for others) or auto (epoll where possible).")
-    var dataPath: DataPathChoice = .nio
+    var dataPath: DataPathChoice = .hostDefault
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json

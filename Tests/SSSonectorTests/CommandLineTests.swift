@@ -35,6 +35,10 @@ import Testing
          #"p.json: stages[0].config.max_bytes: expected a size in bytes, or a string such as "64KiB", found -5"#),
         (base.replacingOccurrences(of: "STAGES", with: #"[{"name": "x", "plugin": "bytecap", "type": "nope"}]"#),
          "p.json: stages[0].type: "),
+        (#"{"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0"}, "upstreams": [{"name": "a", "address": "127.0.0.1:9"}], "connection": {"data_path": "fast"}}"#,
+         #"p.json: connection.data_path: expected one of "auto", "nio", "epoll", found "fast""#),
+        (#"{"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0"}, "upstreams": [{"name": "a", "address": "db.example:5432"}], "connection": {"data_path": "epoll"}}"#,
+         "p.json: upstreams[0].address: upstream a is a host name: the epoll data path carries plain TCP only"),
     ])
     func badInputExitsTwoNamingThePath(_ text: String, _ expected: String) throws {
         let r = try validate(text)
@@ -51,6 +55,18 @@ import Testing
         let lines = r.stderr.split(separator: "\n").filter { $0.contains(".json: ") }
         #expect(lines.count == 3, "\(r.stderr)")
         #expect(lines.contains { $0.hasPrefix("\(b): expected an object, found an array") })
+    }
+
+    @Test func theDataPathFlagRefusesEpollForAPipelineThatNeedsSwiftNIOAndAutoTakesNIOForIt() throws {
+        let tls = TestEnvironment.writeFile("p.json", Self.base.replacingOccurrences(of: "STAGES", with: "[]")
+            .replacingOccurrences(of: #""listen": {"address": "127.0.0.1:0"}"#,
+                                  with: #""listen": {"address": "127.0.0.1:0", "tls": {"cert": "c.pem", "key": "k.pem"}}"#))
+        let forced = try HostProcess.runToEnd(["validate", "--data-path", "epoll", tls])
+        #expect(forced.status == 2)
+        #expect(forced.stderr.contains("listen.tls: the listener terminates TLS: the epoll data path carries plain TCP only"), "\(forced.stderr)")
+        let plain = TestEnvironment.writeFile("p.json", pipeline(stages: "[]"))
+        #expect(try HostProcess.runToEnd(["validate", "--data-path", "epoll", plain]).status == 0)
+        #expect(try HostProcess.runToEnd(["validate", "--data-path", "sideways", plain]).status == 2)
     }
 
     @Test func runWithInvalidInputExitsTwoAndAMissingFileIsNamed() throws {

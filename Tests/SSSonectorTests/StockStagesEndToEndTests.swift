@@ -10,7 +10,7 @@ import SSSonectorDemo
 @Suite struct StockStagesEndToEndTests {
     /// Runs a host on one pipeline file; returns its port and the runtime; always shuts down.
     func withHost(_ file: String, _ body: (Int, PipelineRuntime) async throws -> Void) async throws {
-        let host = Host(files: [file], threads: 2, logger: TestEnvironment.logger)
+        let host = Host(files: [file], threads: 2, logger: TestEnvironment.logger, dataPath: TestEnvironment.dataPath)
         let bound = try host.start()
         defer { host.shutdown() }
         let port = try #require(bound.first.flatMap { Int($0.address.split(separator: ":").last ?? "") })

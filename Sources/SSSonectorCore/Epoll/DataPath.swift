@@ -10,6 +10,9 @@ public enum DataPath: String, Sendable {
 
 /// What a pipeline (`connection.data_path`) or the command line (`--data-path`) asks for.
 public enum DataPathChoice: String, Sendable, CaseIterable {
+    /// What a host runs pipelines that do not choose on, unless `--data-path` says otherwise.
+    public static let hostDefault = DataPathChoice.nio
+
     /// epoll where the pipeline allows it, else SwiftNIO.
     case auto
     case nio

@@ -283,6 +283,9 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
         }
     }
 
+    /// Bytes waiting for the kernel to take them.
+    var queuedBytes: Int { pendingBytes }
+
     /// Every byte goes out at once or waits in `pending`: nothing to flush.
     func flush() {}
 

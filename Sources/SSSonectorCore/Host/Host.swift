@@ -41,7 +41,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
     private var epollLoops: [EpollLoop] = []
 
     public init(files: [String], threads: Int? = nil, logger: Logger, clock: any HostClock = SystemClock(),
-                dataPath: DataPathChoice = .nio) {
+                dataPath: DataPathChoice = .hostDefault) {
         self.dataPath = dataPath
         self.files = files
         self.threadCount = max(1, threads ?? System.coreCount)
@@ -53,7 +53,7 @@ public final class Host: @unchecked Sendable {  // mutable state is touched on t
 
     /// Parses the files, loads every plugin and creates and destroys every stage, opening no
     /// socket. Returns one line per error (empty: valid).
-    public static func validate(files: [String], threads: Int? = nil, logger: Logger, dataPath: DataPathChoice = .nio) -> [String] {
+    public static func validate(files: [String], threads: Int? = nil, logger: Logger, dataPath: DataPathChoice = .hostDefault) -> [String] {
         let registry = ConnectionRegistry()
         switch PipelineSet.assemble(files: files, threadCount: max(1, threads ?? System.coreCount),
                                     clock: SystemClock(), metrics: MetricsRegistry(), registry: registry,

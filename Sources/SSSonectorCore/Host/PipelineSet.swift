@@ -14,7 +14,7 @@ public struct PipelineSet {
     /// `<file>: <json path>: <message>`.
     static func assemble(
         files: [String], threadCount: Int, clock: any HostClock, metrics: MetricsRegistry,
-        registry: ConnectionRegistry, logger: Logger, relayHub: RelayHub? = nil, dataPath: DataPathChoice = .nio
+        registry: ConnectionRegistry, logger: Logger, relayHub: RelayHub? = nil, dataPath: DataPathChoice = .hostDefault
     ) -> Result<PipelineSet, PipelineSetErrors> {
         var lines: [String] = []
         var configs: [PipelineConfig] = []

@@ -18,6 +18,11 @@ enum TestEnvironment {
 
     static func binPath(_ name: String) -> String { "\(binDirectory)/\(name)" }
 
+    /// The data path hosts in this run use: SSSONECTOR_TEST_DATA_PATH (scripts/test.sh runs the
+    /// end-to-end suites once per path), else the host's default.
+    static let dataPath: DataPathChoice =
+        ProcessInfo.processInfo.environment["SSSONECTOR_TEST_DATA_PATH"].flatMap(DataPathChoice.init(rawValue:)) ?? .hostDefault
+
     /// A library built by SwiftPM next to the runner, e.g. `libbytecap.so`.
     static func builtPlugin(_ name: String) -> String { binPath("lib\(name).so") }
 
