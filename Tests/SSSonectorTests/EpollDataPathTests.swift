@@ -95,19 +95,22 @@ import SSSonectorDemo
         sender.start()
         let accepted = try upstream.accept()
         defer { Glibc.close(accepted) }
-        // Nothing is read upstream: once the kernel's buffers are full, the upstream socket
-        // queues, turns unwritable past its high watermark, and the client is read no more. The
-        // relay then holds at most the watermark plus one read.
-        var queued = -1
+        // Nothing is read upstream. Once the kernel's buffers are full the relay stops reading
+        // the client: with bytes queued for the upstream socket past its high watermark (the
+        // session's backpressure), or, in bulk, with the zero-copy pipe waiting for the upstream
+        // socket. Either way it holds at most the watermark plus one read.
+        var held = -1
         #expect(eventually(30) {
             let state = try? loop.submit { () -> (Int, Bool) in
-                let upstream = session.value.upstream as? SocketEndpoint
-                return (upstream?.queuedBytes ?? -1, session.value.mayRead(.client))
+                guard let client = session.value.client as? SocketEndpoint,
+                      let upstream = session.value.upstream as? SocketEndpoint else { return (-1, false) }
+                let stalled = client.waitsForSink || !session.value.mayRead(.client)
+                return (client.pipedBytes + upstream.queuedBytes, stalled)
             }.wait()
-            queued = state?.0 ?? -1
-            return queued > 0 && state?.1 == false
+            held = state?.0 ?? -1
+            return held > 0 && state?.1 == true
         })
-        #expect(queued <= SocketEndpoint.highWatermark + EpollLoop.receiveCapacity, "queued \(queued)")
+        #expect(held <= SocketEndpoint.highWatermark + EpollLoop.receiveCapacity, "held \(held)")
 
         // Now the upstream reads: every byte arrives, in order, then the client's FIN.
         var received: [UInt8] = []

@@ -34,6 +34,19 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
     private var afterWrites: ((Error?) -> Void)?
     /// A write failed; reported from the loop, not from inside the session's own call.
     private var writeError: Int32 = 0
+    /// Zero-copy (splice) for a direction no stage inspects, once a read filled the receive
+    /// buffer: bytes go socket -> pipe -> socket in the kernel, as HAProxy's `splice-auto`
+    /// does above 4 KiB. The pipe (made on first use) and the bytes in it, which always go out
+    /// before anything is read again.
+    private var bulk = false
+    private var pipe: (read: CInt, write: CInt)?
+    private var inPipe = 0
+    /// The source whose piped bytes wait for this socket to take them (this is its sink).
+    private var waitingSource: SocketEndpoint?
+    /// At most this much is moved into the pipe per call (its default capacity).
+    static let spliceChunk = 64 * 1024
+    private static let spliceFlags: UInt32 = 1 | 2  // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
+
     /// While connecting (an upstream): the session's completion, and the timeout.
     private var connecting: ((Result<DialedUpstream, Error>) -> Void)?
     private var connectTimer: Scheduled<Void>?
@@ -149,15 +162,29 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
             sendPending()
             guard !closed else { return }
         }
+        if events & EPOLLOUT.rawValue != 0, let source = waitingSource {
+            waitingSource = nil
+            source.ready(0)  // its piped bytes can go on
+            guard !closed else { return }
+        }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readable = true }
         if events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { hangup = true }
-        if readable && !inputEnded { readSome() }
+        if (readable && !inputEnded) || inPipe > 0 { readSome() }
     }
 
     /// Reads while the session may take bytes, up to `readsPerEvent` reads; a short read means
     /// the socket is drained (no `recv` only to hear EAGAIN, as HAProxy does).
     private func readSome() {
         guard let session else { return }
+        if bulk || inPipe > 0 {
+            if let sink = session.spliceSink(from: side) { return spliceSome(to: sink, session) }
+            if inPipe > 0 {
+                // The session holds this side back: the piped bytes wait with the rest, and go
+                // first when it lets it read again (`resumeReading`).
+                if !session.mayRead(side) { session.readSuppressed(side) }
+                return
+            }
+        }
         var reads = 0
         while readable {
             guard session.mayRead(side) else {
@@ -177,6 +204,12 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
                 if count < capacity && !hangup { readable = false }
                 session.read(side, loop.receiveBuffer)
                 if closed { return }
+                if count == capacity && !bulk {
+                    bulk = true  // a bulk transfer: from the next read on, through the kernel when allowed
+                    session.readComplete(side)
+                    if closed { return }
+                    return readSome()
+                }
                 continue
             }
             if count == 0 {
@@ -196,6 +229,74 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
             return fail(code, "recv")
         }
         if reads > 0 && !closed { session.readComplete(side) }
+    }
+
+    /// Moves bytes to `sink` through the pipe: first what the pipe holds, then from the socket,
+    /// until the socket is drained, the sink is full (it calls back on its next EPOLLOUT), or
+    /// `readsPerEvent` transfers. The session counts them as passed through.
+    private func spliceSome(to sink: SocketEndpoint, _ session: ProxySession) {
+        guard let pipe = pipe ?? makePipe() else {
+            bulk = false  // no pipe to be had (descriptors): copy as before
+            return readSome()
+        }
+        waitsForSink = false
+        var transfers = 0
+        var moved = false
+        defer { if moved && !closed { session.readComplete(side) } }
+        while true {
+            if inPipe > 0 {
+                let out = splice(pipe.read, nil, sink.fd, nil, UInt(inPipe), Self.spliceFlags)
+                if out > 0 {
+                    inPipe -= out
+                    moved = true
+                    session.spliced(side, count: out)
+                    if closed { return }
+                    continue
+                }
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    sink.waitingSource = self
+                    waitsForSink = true
+                    return
+                }
+                session.failed(side == .client ? .upstream : .client, IOError(errnoCode: code, reason: "splice"))
+                return
+            }
+            guard readable, !inputEnded else { return }
+            guard session.mayRead(side) else { return session.readSuppressed(side) }
+            guard transfers < Self.readsPerEvent else { return loop.later(self) }
+            transfers += 1
+            let taken = splice(fd, nil, pipe.write, nil, UInt(Self.spliceChunk), Self.spliceFlags)
+            if taken > 0 {
+                inPipe = taken
+                if taken < Self.spliceChunk && !hangup { readable = false }
+                continue
+            }
+            if taken == 0 {
+                readable = false
+                inputEnded = true
+                if moved { session.readComplete(side) }
+                moved = false
+                if closed { return }
+                session.inputClosed(side)
+                return
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                readable = false
+                return
+            }
+            return fail(code, "splice")
+        }
+    }
+
+    private func makePipe() -> (read: CInt, write: CInt)? {
+        var fds: [CInt] = [0, 0]
+        guard pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else { return nil }
+        pipe = (fds[0], fds[1])
+        return pipe
     }
 
     private func fail(_ code: Int32, _ call: String) {
@@ -285,6 +386,10 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
 
     /// Bytes waiting for the kernel to take them.
     var queuedBytes: Int { pendingBytes }
+    /// Bytes read from this socket into its pipe, not yet taken by the other side's.
+    var pipedBytes: Int { inPipe }
+    /// Piped bytes wait for the other side's socket to take more.
+    var waitsForSink = false
 
     /// Every byte goes out at once or waits in `pending`: nothing to flush.
     func flush() {}
@@ -301,7 +406,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
     }
 
     func resumeReading() {
-        if readable && !closed { loop.later(self) }
+        if (readable || inPipe > 0) && !closed { loop.later(self) }
     }
 
     func close() {
@@ -311,6 +416,12 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
         pending = nil
         pendingBytes = 0
         afterWrites = nil
+        waitingSource = nil
+        if let pipe {
+            Glibc.close(pipe.read)
+            Glibc.close(pipe.write)
+            self.pipe = nil
+        }
         if registration >= 0 { loop.deregister(registration, fd: nil) }
         Glibc.close(fd)
     }

@@ -66,10 +66,16 @@ struct RelayPipe: ~Copyable {
 
     /// The fast path (no stage inspects this direction): the chunk is written as it came.
     mutating func passThrough(_ buffer: ByteBuffer) {
-        received &+= UInt64(buffer.readableBytes)
+        passThrough(count: buffer.readableBytes)
+        unflushed = true
+    }
+
+    /// Bytes the transport moved to the sink itself (the epoll path's splice): passed through,
+    /// with nothing to flush.
+    mutating func passThrough(count: Int) {
+        received &+= UInt64(count)
         released = received
         written = received
-        unflushed = true
     }
 
     /// Keeps a chunk until the stages release it.
