@@ -10,8 +10,9 @@ public enum DataPath: String, Sendable {
 
 /// What a pipeline (`connection.data_path`) or the command line (`--data-path`) asks for.
 public enum DataPathChoice: String, Sendable, CaseIterable {
-    /// What a host runs pipelines that do not choose on, unless `--data-path` says otherwise.
-    public static let hostDefault = DataPathChoice.nio
+    /// What a host runs pipelines that do not choose on, unless `--data-path` says otherwise:
+    /// the faster path wherever it can carry the pipeline (benchmarks/README.md).
+    public static let hostDefault = DataPathChoice.auto
 
     /// epoll where the pipeline allows it, else SwiftNIO.
     case auto
