@@ -46,6 +46,27 @@ import SSSonectorDemo
         #expect(try promise.futureResult.map { $0 * 6 }.wait() == 42)
     }
 
+    @Test func anUpstreamThatNeverAnswersTheConnectFailsAtConnectTimeout() throws {
+        // A listener whose backlog is full: the kernel drops the next SYN, so a connect to it
+        // neither succeeds nor fails until the relay's own timer gives up.
+        let upstream = try LoopbackListener(backlog: 0)
+        defer { upstream.close() }
+        let filler = try BlockingTCPClient(host: "127.0.0.1", port: upstream.port)
+        defer { withExtendedLifetime(filler) {} }
+        let text = #"{"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0"}, "connection": {"connect_timeout": "200ms", "retry_attempts": 0}, "upstreams": [{"name": "u", "address": "127.0.0.1:\#(upstream.port)"}]}"#
+        let config = try PipelineDecoder.decode(text: text, file: "t.json").get()
+        let loop = try EpollLoop(name: "test-epoll")
+        defer { try? loop.syncShutdownGracefully() }
+        let (_, client, runtime) = try Self.relay(config, upstreamPort: upstream.port, on: loop)
+        defer { Glibc.close(client) }
+        var byte: UInt8 = 0
+        // The relay closes the client once the attempt failed (not the 20 s receive timeout).
+        let received = recv(client, &byte, 1, 0)
+        #expect(received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        #expect(runtime.counters.figures[.failedConnects] == 1)
+        #expect(runtime.counters.figures[.active] == 0)
+    }
+
     @Test func aSinkThatReadsNothingStopsTheSourceAtItsWatermarkAndLosesNothing() throws {
         // The upstream: a real listener on loopback that accepts and reads nothing until told.
         let upstream = try LoopbackListener()
@@ -53,36 +74,11 @@ import SSSonectorDemo
         let text = #"{"version": 1, "name": "t", "listen": {"address": "127.0.0.1:0"}, "upstreams": [{"name": "u", "address": "127.0.0.1:\#(upstream.port)"}]}"#
         let config = try PipelineDecoder.decode(text: text, file: "t.json").get()
         #expect(try DataPathChoice.auto.resolve(for: config) == .epoll)
-        let harness = try ChainHarness(stages: [], upstreams: ["u"])
-        let runtime = PipelineRuntime(config: config, upstreams: UpstreamTable([("u", "127.0.0.1:\(upstream.port)", 1)]),
-                                      chain: harness.chain, clock: SystemClock(), registry: ConnectionRegistry(),
-                                      scope: ConnectionScope(), logger: Logger(label: "test"), dataPath: .epoll)
         let loop = try EpollLoop(name: "test-epoll")
         defer { try? loop.syncShutdownGracefully() }
-
-        // The client: one end of a socket pair; the session relays the other end.
-        var pair: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
-        let relayed = pair[1]
-        #expect(fcntl(relayed, F_SETFL, fcntl(relayed, F_GETFL) | O_NONBLOCK) == 0)
-        let session = try loop.submit {
-            _ = runtime.enter()
-            let gate = AdmissionGate()
-            _ = gate.tryEnter(limit: 10)
-            runtime.counters.opened()
-            let id = runtime.registry.makeID()
-            let session = ProxySession(pipeline: runtime, gate: gate, loop: loop, idleTimers: LoopIdleTimers(loop: loop, clock: runtime.clock),
-                                       id: id, threadIndex: 0, peer: nil, local: nil)
-            runtime.registry.add(NIOLoopBound(session, eventLoop: loop), id: id, scope: runtime.scope)
-            let endpoint = SocketEndpoint(fd: relayed, side: .client, session: session, loop: loop)
-            try endpoint.attach()
-            session.clientAttached(endpoint)
-            session.start(peerIdentity: nil)
-            return NIOLoopBound(session, eventLoop: loop)
-        }.wait()
+        let (session, client, _) = try Self.relay(config, upstreamPort: upstream.port, on: loop)
 
         let data = pattern(24 * 1024 * 1024)
-        let client = pair[0]
         let sender = Thread {
             var offset = 0
             while offset < data.count {
@@ -126,12 +122,46 @@ import SSSonectorDemo
     }
 }
 
+extension EpollDataPathTests {
+    /// A session on `loop` for `config` (one upstream "u" at `upstreamPort`), relaying one end of
+    /// a socket pair: returns the session, the test's end of the pair (blocking) and the runtime.
+    static func relay(_ config: PipelineConfig, upstreamPort: Int, on loop: EpollLoop) throws
+        -> (NIOLoopBound<ProxySession>, Int32, PipelineRuntime) {
+        let harness = try ChainHarness(stages: [], upstreams: ["u"])
+        let runtime = PipelineRuntime(config: config, upstreams: UpstreamTable([("u", "127.0.0.1:\(upstreamPort)", 1)]),
+                                      chain: harness.chain, clock: SystemClock(), registry: ConnectionRegistry(),
+                                      scope: ConnectionScope(), logger: Logger(label: "test"), dataPath: .epoll)
+        var pair: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { throw IOError(errnoCode: errno, reason: "socketpair") }
+        let relayed = pair[1]
+        _ = fcntl(relayed, F_SETFL, fcntl(relayed, F_GETFL) | O_NONBLOCK)
+        let session = try loop.submit {
+            _ = runtime.enter()
+            let gate = AdmissionGate()
+            _ = gate.tryEnter(limit: 10)
+            runtime.counters.opened()
+            let id = runtime.registry.makeID()
+            let session = ProxySession(pipeline: runtime, gate: gate, loop: loop, idleTimers: LoopIdleTimers(loop: loop, clock: runtime.clock),
+                                       id: id, threadIndex: 0, peer: nil, local: nil)
+            runtime.registry.add(NIOLoopBound(session, eventLoop: loop), id: id, scope: runtime.scope)
+            let endpoint = SocketEndpoint(fd: relayed, side: .client, session: session, loop: loop)
+            try endpoint.attach()
+            session.clientAttached(endpoint)
+            session.start(peerIdentity: nil)
+            return NIOLoopBound(session, eventLoop: loop)
+        }.wait()
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (session, pair[0], runtime)
+    }
+}
+
 /// A loopback TCP listener on port 0 whose connections the test accepts and reads by hand.
 final class LoopbackListener {
     let fd: Int32
     let port: Int
 
-    init() throws {
+    init(backlog: Int32 = 16) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var address = sockaddr_in()
@@ -140,7 +170,7 @@ final class LoopbackListener {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0, listen(fd, 16) == 0 else { return -1 }
+                guard bind(fd, pointer, length) == 0, listen(fd, backlog) == 0 else { return -1 }
                 return getsockname(fd, pointer, &length)
             }
         }

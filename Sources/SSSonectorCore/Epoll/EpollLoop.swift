@@ -13,6 +13,11 @@ protocol EpollSource: AnyObject {
     func ready(_ events: UInt32)
 }
 
+/// Something a loop's own timer calls back (`EpollLoop.startTimer`). Called on the loop.
+protocol EpollTimerTarget: AnyObject {
+    func timerFired()
+}
+
 /// One thread around one edge-triggered epoll instance: the relay's own event loop for plain
 /// sockets (docs/architecture.md, "Two data paths").
 ///
@@ -60,6 +65,19 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
     private var freeSlots: [Int] = []
     /// Sources that asked to go on after the current events (`later`).
     private var deferred: [EpollSource] = []
+    /// The loop's own timers (`startTimer`): a heap of deadlines over slots, as for sources. A
+    /// cancelled timer frees its slot at once and its heap entry when its deadline passes.
+    private var timerSlots: [(target: EpollTimerTarget?, generation: UInt32)] = []
+    private var freeTimerSlots: [Int] = []
+    private var ownTimers = Heap<OwnTimer>()
+
+    private struct OwnTimer: Comparable {
+        let deadline: UInt64
+        let slot: Int
+        let generation: UInt32
+        static func < (a: OwnTimer, b: OwnTimer) -> Bool { a.deadline < b.deadline }
+        static func == (a: OwnTimer, b: OwnTimer) -> Bool { a.deadline == b.deadline && a.slot == b.slot }
+    }
     /// One receive buffer for every socket of the loop: a read lands here, and a chunk nobody
     /// kept when the read returns leaves it free for the next (see `receiveBuffer`).
     var receiveBuffer: ByteBuffer
@@ -178,6 +196,37 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
         freeSlots.append(slot)
     }
 
+    /// Calls `target.timerFired()` once `deadline` (`NIODeadline` nanoseconds) passes, unless
+    /// `cancelTimer` comes first. Unlike `scheduleTask`, no promise, closure or lock: a connect
+    /// timeout on every connection costs a heap entry. Returns the timer to cancel.
+    func startTimer(at deadline: UInt64, _ target: EpollTimerTarget) -> Int {
+        let slot: Int
+        if let free = freeTimerSlots.popLast() {
+            slot = free
+            timerSlots[slot].target = target
+        } else {
+            slot = timerSlots.count
+            timerSlots.append((target, 0))
+        }
+        ownTimers.insert(OwnTimer(deadline: deadline, slot: slot, generation: timerSlots[slot].generation))
+        return slot
+    }
+
+    func cancelTimer(_ slot: Int) {
+        timerSlots[slot].target = nil
+        timerSlots[slot].generation &+= 1
+        freeTimerSlots.append(slot)
+    }
+
+    private func runOwnTimers(now: UInt64) {
+        while let next = ownTimers.min, next.deadline <= now {
+            ownTimers.removeMin()
+            guard timerSlots[next.slot].generation == next.generation, let target = timerSlots[next.slot].target else { continue }
+            cancelTimer(next.slot)
+            target.timerFired()
+        }
+    }
+
     /// Calls `source.ready(0)` after the events at hand: a source that stopped reading for
     /// fairness, or was asked to resume, goes on without waiting for a new edge.
     func later(_ source: EpollSource) { deferred.append(source) }
@@ -218,14 +267,15 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
 
     /// Milliseconds until the next timer (rounded up), 0 with work pending, -1 for none, -2 to stop.
     private func waitTimeout() -> Int32 {
-        shared.withLock { s -> Int32 in
+        let own = ownTimers.min?.deadline
+        return shared.withLock { s -> Int32 in
             if s.stopping { return -2 }
             s.woken = !s.tasks.isEmpty  // a task queued from now on must wake the wait
             if !s.tasks.isEmpty || !deferred.isEmpty { return 0 }
-            guard let next = s.timers.min else { return -1 }
+            guard let next = [s.timers.min?.deadline, own].compactMap({ $0 }).min() else { return -1 }
             let now = UInt64(clamping: NIODeadline.now().uptimeNanoseconds)
-            guard next.deadline > now else { return 0 }
-            return Int32(clamping: (next.deadline - now + 999_999) / 1_000_000)
+            guard next > now else { return 0 }
+            return Int32(clamping: (next - now + 999_999) / 1_000_000)
         }
     }
 
@@ -238,6 +288,7 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
 
     private func runTimers() {
         let now = UInt64(clamping: NIODeadline.now().uptimeNanoseconds)
+        runOwnTimers(now: now)
         while true {
             let due = shared.withLock { s -> TimerJob?? in
                 guard let next = s.timers.min, next.deadline <= now else { return nil }

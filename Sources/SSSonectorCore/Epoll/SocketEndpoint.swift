@@ -12,7 +12,7 @@ import NIOCore
 /// in order, until the socket is writable again (the session hears of it through the same
 /// writability events as from a channel: above 64 KiB queued, not writable; below 32 KiB,
 /// writable again, SwiftNIO's default watermarks). Confined to its loop.
-final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
+final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTimerTarget {
     let fd: CInt
     private let side: RelaySide
     private let loop: EpollLoop
@@ -49,7 +49,9 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
 
     /// While connecting (an upstream): the session's completion, and the timeout.
     private var connecting: ((Result<DialedUpstream, Error>) -> Void)?
-    private var connectTimer: Scheduled<Void>?
+    /// The loop's timer for `connect_timeout` (-1: none).
+    private var connectTimer = -1
+    private var connectTimeout: UInt64 = 0
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -109,16 +111,26 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
             endpoint.connected()
             return nil
         }
-        let timeout = settings.connectTimeout
-        endpoint.connectTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(clamping: timeout))) {
-            endpoint.connectFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: timeout))))
-        }
+        endpoint.connectTimeout = settings.connectTimeout
+        let now = UInt64(clamping: NIODeadline.now().uptimeNanoseconds)
+        endpoint.connectTimer = loop.startTimer(at: now.addingSaturated(settings.connectTimeout), endpoint)
         return endpoint
     }
 
+    /// `connect_timeout` passed while connecting.
+    func timerFired() {
+        connectTimer = -1
+        connectFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: connectTimeout))))
+    }
+
+    private func stopConnectTimer() {
+        guard connectTimer >= 0 else { return }
+        loop.cancelTimer(connectTimer)
+        connectTimer = -1
+    }
+
     private func connected() {
-        connectTimer?.cancel()
-        connectTimer = nil
+        stopConnectTimer()
         let done = connecting
         connecting = nil
         done?(.success(DialedUpstream(endpoint: self, greeting: nil, pooled: false, writable: true)))
@@ -127,8 +139,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
     private func connectFailed(_ error: Error) {
         guard let done = connecting else { return }
         connecting = nil
-        connectTimer?.cancel()
-        connectTimer = nil
+        stopConnectTimer()
         close()
         done(.failure(error))
     }
@@ -137,8 +148,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt {
     func cancel() {
         guard connecting != nil else { return }
         connecting = nil
-        connectTimer?.cancel()
-        connectTimer = nil
+        stopConnectTimer()
         close()
     }
 
