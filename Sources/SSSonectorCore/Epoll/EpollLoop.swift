@@ -267,12 +267,13 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
 
     /// Milliseconds until the next timer (rounded up), 0 with work pending, -1 for none, -2 to stop.
     private func waitTimeout() -> Int32 {
-        let own = ownTimers.min?.deadline
+        let own = ownTimers.min?.deadline ?? .max
         return shared.withLock { s -> Int32 in
             if s.stopping { return -2 }
             s.woken = !s.tasks.isEmpty  // a task queued from now on must wake the wait
             if !s.tasks.isEmpty || !deferred.isEmpty { return 0 }
-            guard let next = [s.timers.min?.deadline, own].compactMap({ $0 }).min() else { return -1 }
+            let next = min(s.timers.min?.deadline ?? .max, own)
+            guard next != .max else { return -1 }
             let now = UInt64(clamping: NIODeadline.now().uptimeNanoseconds)
             guard next > now else { return 0 }
             return Int32(clamping: (next - now + 999_999) / 1_000_000)
