@@ -106,10 +106,14 @@ import SSSonectorDemo
             """)
         try await withHost(file) { port, runtime in
             await echoes.servers[2].stop()
+            // Hold the port, bound but not listening (connects are refused): a test running
+            // alongside could otherwise be given it for a listener of its own.
+            let held = PortHold(port: downPort)
             #expect(eventually { stats(runtime, "lb")["upstreams"]?["c"]?["healthy"] == false })
             let before = stats(runtime, "lb")["upstreams"]?["c"]?["total"]
             for i in 0..<9 { #expect(exchange(port, seed: UInt8(i))) }
             #expect(stats(runtime, "lb")["upstreams"]?["c"]?["total"] == before)  // no connection went to c
+            held.release()
             let back = try await EchoServer.start(port: downPort, group: EchoUpstreams.group)
             #expect(eventually { stats(runtime, "lb")["upstreams"]?["c"]?["healthy"] == true })
             for i in 0..<9 { #expect(exchange(port, seed: UInt8(i))) }

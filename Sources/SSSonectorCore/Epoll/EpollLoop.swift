@@ -61,14 +61,12 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
     // Loop-confined.
     /// Registered sources by slot; a slot's generation changes when it is freed, so an event
     /// still queued for a closed socket never reaches the source that reuses its slot.
-    private var slots: [(source: EpollSource?, generation: UInt32)] = []
-    private var freeSlots: [Int] = []
+    private var sources = GenerationalSlots<any EpollSource>()
     /// Sources that asked to go on after the current events (`later`).
     private var deferred: [EpollSource] = []
     /// The loop's own timers (`startTimer`): a heap of deadlines over slots, as for sources. A
     /// cancelled timer frees its slot at once and its heap entry when its deadline passes.
-    private var timerSlots: [(target: EpollTimerTarget?, generation: UInt32)] = []
-    private var freeTimerSlots: [Int] = []
+    private var timerTargets = GenerationalSlots<any EpollTimerTarget>()
     private var ownTimers = Heap<OwnTimer>()
 
     private struct OwnTimer: Comparable {
@@ -170,15 +168,8 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
     /// Returns the registration to give back to `deregister` before the descriptor is closed.
     func register(_ fd: CInt, _ source: EpollSource,
                   events: UInt32 = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue) throws -> Int {
-        let slot: Int
-        if let free = freeSlots.popLast() {
-            slot = free
-            slots[slot].source = source
-        } else {
-            slot = slots.count
-            slots.append((source, 0))
-        }
-        var event = epoll_event(events: events, data: epoll_data_t(u64: UInt64(slots[slot].generation) << 32 | UInt64(slot)))
+        let (slot, generation) = sources.insert(source)
+        var event = epoll_event(events: events, data: epoll_data_t(u64: UInt64(generation) << 32 | UInt64(slot)))
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else {
             let code = errno
             deregister(slot, fd: nil)
@@ -191,37 +182,24 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
     /// closed leaves the set by itself).
     func deregister(_ slot: Int, fd: CInt?) {
         if let fd { epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) }
-        slots[slot].source = nil
-        slots[slot].generation &+= 1
-        freeSlots.append(slot)
+        sources.remove(slot)
     }
 
     /// Calls `target.timerFired()` once `deadline` (`NIODeadline` nanoseconds) passes, unless
     /// `cancelTimer` comes first. Unlike `scheduleTask`, no promise, closure or lock: a connect
     /// timeout on every connection costs a heap entry. Returns the timer to cancel.
     func startTimer(at deadline: UInt64, _ target: EpollTimerTarget) -> Int {
-        let slot: Int
-        if let free = freeTimerSlots.popLast() {
-            slot = free
-            timerSlots[slot].target = target
-        } else {
-            slot = timerSlots.count
-            timerSlots.append((target, 0))
-        }
-        ownTimers.insert(OwnTimer(deadline: deadline, slot: slot, generation: timerSlots[slot].generation))
+        let (slot, generation) = timerTargets.insert(target)
+        ownTimers.insert(OwnTimer(deadline: deadline, slot: slot, generation: generation))
         return slot
     }
 
-    func cancelTimer(_ slot: Int) {
-        timerSlots[slot].target = nil
-        timerSlots[slot].generation &+= 1
-        freeTimerSlots.append(slot)
-    }
+    func cancelTimer(_ slot: Int) { timerTargets.remove(slot) }
 
     private func runOwnTimers(now: UInt64) {
         while let next = ownTimers.min, next.deadline <= now {
             ownTimers.removeMin()
-            guard timerSlots[next.slot].generation == next.generation, let target = timerSlots[next.slot].target else { continue }
+            guard let target = timerTargets.element(next.slot, generation: next.generation) else { continue }
             cancelTimer(next.slot)
             target.timerFired()
         }
@@ -252,8 +230,7 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
                     _ = Glibc.read(wakeFD, &value, 8)
                     continue
                 }
-                let slot = Int(token & 0xFFFF_FFFF)
-                guard slot < slots.count, slots[slot].generation == UInt32(token >> 32), let source = slots[slot].source else { continue }
+                guard let source = sources.element(Int(token & 0xFFFF_FFFF), generation: UInt32(token >> 32)) else { continue }
                 source.ready(events[i].events)
             }
             runDeferred()

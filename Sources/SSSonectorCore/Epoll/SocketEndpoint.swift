@@ -196,7 +196,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
             }
         }
         var reads = 0
-        while readable {
+        reading: while readable {
             guard session.mayRead(side) else {
                 session.readSuppressed(side)  // readable stays set: `resumeReading` goes on
                 break
@@ -222,23 +222,36 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
                 }
                 continue
             }
-            if count == 0 {
-                readable = false
-                inputEnded = true
-                session.readComplete(side)
-                if closed { return }
-                session.inputClosed(side)
-                return
+            switch readStopped(count, "recv", session, owesReadComplete: true) {
+            case .retry: continue
+            case .drained: break reading
+            case .done: return
             }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK {
-                readable = false
-                break
-            }
-            return fail(code, "recv")
         }
         if reads > 0 && !closed { session.readComplete(side) }
+    }
+
+    private enum ReadStop { case retry, drained, done }
+
+    /// What a read (`recv` or `splice`) that returned `count` <= 0 means: the end of the input
+    /// (told to the session, after the `readComplete` it is owed), a retry after a signal, a
+    /// drained socket, or an error (told to the session). Reads errno first.
+    private func readStopped(_ count: Int, _ call: String, _ session: ProxySession, owesReadComplete: Bool) -> ReadStop {
+        guard count == 0 else {
+            let code = errno
+            if code == EINTR { return .retry }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                readable = false
+                return .drained
+            }
+            fail(code, call)
+            return .done
+        }
+        readable = false
+        inputEnded = true
+        if owesReadComplete { session.readComplete(side) }
+        if !closed { session.inputClosed(side) }
+        return .done
     }
 
     /// Moves bytes to `sink` through the pipe: first what the pipe holds, then from the socket,
@@ -283,22 +296,12 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
                 if taken < Self.spliceChunk && !hangup { readable = false }
                 continue
             }
-            if taken == 0 {
-                readable = false
-                inputEnded = true
-                if moved { session.readComplete(side) }
-                moved = false
-                if closed { return }
-                session.inputClosed(side)
-                return
+            let owed = moved
+            moved = false  // told here, not again when this returns
+            switch readStopped(taken, "splice", session, owesReadComplete: owed) {
+            case .retry: moved = owed
+            case .drained, .done: return
             }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK {
-                readable = false
-                return
-            }
-            return fail(code, "splice")
         }
     }
 
