@@ -302,35 +302,44 @@ def idle_memory(port, pids, count=1000):
 
 
 def measure(targets, loads, args):
-    results = {}
+    """Each repetition runs every target once, in turn: the machine's drift (this VM's speed
+    moves by tens of percent within minutes) then spreads over all targets instead of landing
+    on whichever was measured at a bad moment."""
+    rows = {name: {k: [] for k in ("http_rps", "http_p50", "http_p99", "connect_cps", "bulk1", "bulk8", "cpu_req_us", "cpu_conn_us", "idle_kib")}
+            for name in targets}
     for name, (ports, proc) in targets.items():
-        print(f"  measuring {name} ...", file=sys.stderr)
-        rows = {k: [] for k in ("http_rps", "http_p50", "http_p99", "connect_cps", "bulk1", "bulk8", "cpu_req_us", "cpu_conn_us", "idle_kib")}
         pids = proxy_pids(proc) if proc else []
-        cpu = lambda: sum(cpu_seconds(p) for p in pids)
         if pids:
             # Once, first, on the fresh process: after the loads (or a first round of idle
             # connections) the allocator reuses freed memory and the growth reads near zero.
-            rows["idle_kib"].append(idle_memory(ports["echo"], pids))
-        for _ in range(args.reps):
-            c0 = cpu()
-            rps, p50, p99, requests = loads.http(ports["http"], args.duration, 0)
-            c1 = cpu()
-            rows["http_rps"].append(rps)
-            rows["http_p50"].append(p50)
-            rows["http_p99"].append(p99)
-            if pids and requests:
-                rows["cpu_req_us"].append((c1 - c0) / requests * 1e6)
-            c0 = cpu()
-            cps = loads.connect(ports["echo"], args.duration, 0)
-            c1 = cpu()
-            rows["connect_cps"].append(cps)
-            if pids and cps > 0:
-                rows["cpu_conn_us"].append((c1 - c0) / (cps * args.duration) * 1e6)
-            rows["bulk1"].append(loads.bulk(ports["bulk"], 1, args.duration))
-            rows["bulk8"].append(loads.bulk(ports["bulk"], 8, args.duration))
-        results[name] = {k: statistics.median(v) if v else None for k, v in rows.items()}
-    return results
+            rows[name]["idle_kib"].append(idle_memory(ports["echo"], pids))
+    for rep in range(args.reps):
+        for name, (ports, proc) in targets.items():
+            print(f"  measuring {name}, repetition {rep + 1} ...", file=sys.stderr)
+            measure_once(rows[name], ports, proc, loads, args)
+    return {name: {k: statistics.median(v) if v else None for k, v in r.items()} for name, r in rows.items()}
+
+
+def measure_once(rows, ports, proc, loads, args):
+    """One repetition of every load against one target, into `rows`."""
+    pids = proxy_pids(proc) if proc else []
+    cpu = lambda: sum(cpu_seconds(p) for p in pids)
+    c0 = cpu()
+    rps, p50, p99, requests = loads.http(ports["http"], args.duration, 0)
+    c1 = cpu()
+    rows["http_rps"].append(rps)
+    rows["http_p50"].append(p50)
+    rows["http_p99"].append(p99)
+    if pids and requests:
+        rows["cpu_req_us"].append((c1 - c0) / requests * 1e6)
+    c0 = cpu()
+    cps = loads.connect(ports["echo"], args.duration, 0)
+    c1 = cpu()
+    rows["connect_cps"].append(cps)
+    if pids and cps > 0:
+        rows["cpu_conn_us"].append((c1 - c0) / (cps * args.duration) * 1e6)
+    rows["bulk1"].append(loads.bulk(ports["bulk"], 1, args.duration))
+    rows["bulk8"].append(loads.bulk(ports["bulk"], 8, args.duration))
 
 
 def table(results, title):
