@@ -162,10 +162,18 @@ class Loads:
         return rps, wrk_latency_us(out, "50%"), wrk_latency_us(out, "99%"), total
 
     def bulk(self, port, streams, seconds):
-        """iperf3 client: MB/s the server received."""
-        out = run_load(self._cmd(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(int(seconds)),
-                                  "-O", "1", "-J"]))
-        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+        """iperf3 client: MB/s the server received. The iperf3 server takes one test at a time
+        and refuses ("the server is busy") while another connection is on it, such as the
+        balancer's health check in the +4 rows: such a run is tried again, at most twice."""
+        for attempt in range(3):
+            out = run_load(self._cmd(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(int(seconds)),
+                                      "-O", "1", "-J"]))
+            report = json.loads(out)
+            if "sum_received" in report.get("end", {}):
+                return report["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+            print(f"  iperf3 through port {port}: {report.get('error', 'no result')}; again", file=sys.stderr)
+            time.sleep(1)
+        raise RuntimeError(f"iperf3 through port {port} gave no result three times: {report.get('error')}")
 
 
 def wrk_latency_us(out, percentile):
