@@ -82,8 +82,13 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
     private let stopped = DispatchSemaphore(value: 0)
     static let wakeToken = UInt64.max
 
+    /// `splice(2)` into a socket whose peer is gone raises SIGPIPE, and has no MSG_NOSIGNAL
+    /// (`send` does): the process ignores the signal and gets EPIPE, as HAProxy and nginx do.
+    private static let ignoreBrokenPipes: Void = { _ = Glibc.signal(SIGPIPE, SIG_IGN) }()
+
     /// Starts the loop on a thread of its own, named `name`.
     init(name: String) throws {
+        Self.ignoreBrokenPipes
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw IOError(errnoCode: errno, reason: "epoll_create1") }
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))

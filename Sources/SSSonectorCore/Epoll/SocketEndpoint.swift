@@ -15,7 +15,7 @@ import NIOCore
 final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTimerTarget {
     let fd: CInt
     private let side: RelaySide
-    private let loop: EpollLoop
+    let loop: EpollLoop
     /// Nil once closed (breaks the cycle: the session holds this endpoint).
     private var session: ProxySession?
     private var registration = -1
@@ -47,11 +47,11 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
     static let spliceChunk = 64 * 1024
     private static let spliceFlags: UInt32 = 1 | 2  // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 
-    /// While connecting (an upstream): the session's completion, and the timeout.
-    private var connecting: ((Result<DialedUpstream, Error>) -> Void)?
-    /// The loop's timer for `connect_timeout` (-1: none).
-    private var connectTimer = -1
-    private var connectTimeout: UInt64 = 0
+    /// While connecting (an upstream, `SocketEndpoint+Connect.swift`): the session's
+    /// completion, the loop's timer for `connect_timeout` (-1: none) and its length.
+    var connecting: ((Result<DialedUpstream, Error>) -> Void)?
+    var connectTimer = -1
+    var connectTimeout: UInt64 = 0
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -76,80 +76,6 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
             Glibc.close(fd)
             throw error
         }
-    }
-
-    // MARK: connecting (an upstream)
-
-    /// Connects to `address` for `session`; `completion` runs once, maybe before this returns.
-    /// Returns the attempt while it is in flight.
-    static func connect(to address: SocketAddress, for session: ProxySession, on loop: EpollLoop,
-                        completion: @escaping (Result<DialedUpstream, Error>) -> Void) -> SocketEndpoint? {
-        let settings = session.settings
-        let family = address.protocol.rawValue
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
-            completion(.failure(IOError(errnoCode: errno, reason: "socket")))
-            return nil
-        }
-        SocketTuning.applyUpstream(settings, to: fd)
-        let rc = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
-        let code = errno
-        guard rc == 0 || code == EINPROGRESS else {
-            Glibc.close(fd)
-            completion(.failure(IOError(errnoCode: code, reason: "connect")))
-            return nil
-        }
-        let endpoint = SocketEndpoint(fd: fd, side: .upstream, session: session, loop: loop)
-        do {
-            try endpoint.attach()
-        } catch {
-            completion(.failure(error))
-            return nil
-        }
-        endpoint.connecting = completion
-        if rc == 0 {
-            endpoint.connected()
-            return nil
-        }
-        endpoint.connectTimeout = settings.connectTimeout
-        let now = UInt64(clamping: NIODeadline.now().uptimeNanoseconds)
-        endpoint.connectTimer = loop.startTimer(at: now.addingSaturated(settings.connectTimeout), endpoint)
-        return endpoint
-    }
-
-    /// `connect_timeout` passed while connecting.
-    func timerFired() {
-        connectTimer = -1
-        connectFailed(ChannelError.connectTimeout(.nanoseconds(Int64(clamping: connectTimeout))))
-    }
-
-    private func stopConnectTimer() {
-        guard connectTimer >= 0 else { return }
-        loop.cancelTimer(connectTimer)
-        connectTimer = -1
-    }
-
-    private func connected() {
-        stopConnectTimer()
-        let done = connecting
-        connecting = nil
-        done?(.success(DialedUpstream(endpoint: self, greeting: nil, pooled: false, writable: true)))
-    }
-
-    private func connectFailed(_ error: Error) {
-        guard let done = connecting else { return }
-        connecting = nil
-        stopConnectTimer()
-        close()
-        done(.failure(error))
-    }
-
-    /// The session ended first: the socket is closed and the completion not called.
-    func cancel() {
-        guard connecting != nil else { return }
-        connecting = nil
-        stopConnectTimer()
-        close()
     }
 
     // MARK: events, from the loop
