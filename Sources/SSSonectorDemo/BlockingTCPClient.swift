@@ -70,17 +70,23 @@ public final class BlockingTCPClient: @unchecked Sendable {  // a socket: one th
     /// Receives until the peer closes; returns everything.
     public func receiveToEnd(limit: Int = 1 << 30) throws(Failure) -> [UInt8] {
         var out: [UInt8] = []
+        try receiveToEnd(into: &out, limit: limit)
+        return out
+    }
+
+    /// Receives until the peer closes, appending to `out`: on a failure, `out` holds what
+    /// arrived before it (for a test to say how far a transfer got).
+    public func receiveToEnd(into out: inout [UInt8], limit: Int = 1 << 30) throws(Failure) {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while out.count < limit {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 65536, 0) }
-            if n == 0 { return out }
+            if n == 0 { return }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw errno == EAGAIN ? .timeout : .receive(errno)
             }
             out.append(contentsOf: chunk[0..<n])
         }
-        return out
     }
 
     /// Half-closes: no more bytes from this side.

@@ -47,13 +47,26 @@ import SSSonectorDemo
             [{"name": "limit", "plugin": "ratelimit",
               "config": {"default_rate": 100, "bandwidth": {"rate": "512KiB/s", "burst": "64KiB"}}}]
             """)
-        try await withHost(file) { port, _ in
+        try await withHost(file) { port, runtime in
             let client = try BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 30)
             let data = pattern(512 * 1024, seed: 9)
             let started = Date()
-            let sender = Thread { try? client.send(data); client.shutdownWrite() }
+            let sent = Atomic<Int>(0)
+            let sender = Thread {
+                // In 16 KiB sends, counted: a failure says how far each direction got.
+                for start in stride(from: 0, to: data.count, by: 16 * 1024) {
+                    guard (try? client.send(Array(data[start..<min(start + 16 * 1024, data.count)]))) != nil else { return }
+                    sent.wrappingAdd(min(16 * 1024, data.count - start), ordering: .relaxed)
+                }
+                client.shutdownWrite()
+            }
             sender.start()
-            let echoed = try client.receiveToEnd()
+            var echoed: [UInt8] = []
+            do {
+                try client.receiveToEnd(into: &echoed)
+            } catch {
+                Issue.record("\(error) after \(sent.load(ordering: .relaxed)) bytes sent and \(echoed.count) echoed; open connections \(runtime.counters.figures[.active]), limit stage \(stats(runtime, "limit"))")
+            }
             #expect(echoed.count == data.count)
             #expect(echoed == data)
             // Not asserted (timing): about (512 KiB - 64 KiB burst) / 512 KiB/s = 0.875 s.

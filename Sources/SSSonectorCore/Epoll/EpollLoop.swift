@@ -105,6 +105,15 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
         while threadID.load(ordering: .acquiring) == 0 { sched_yield() }
     }
 
+    /// The descriptors live as long as the loop object, not its thread: `execute` from another
+    /// thread after the loop stopped still writes to this eventfd. Closed when the thread ends,
+    /// its number could be a new socket of another connection by then, which would receive the
+    /// eight bytes of the wake.
+    deinit {
+        Glibc.close(wakeFD)
+        Glibc.close(epoll)
+    }
+
     /// The size of a read: HAProxy's `tune.bufsize` is 16 KiB; a larger one halves the system
     /// calls of a bulk transfer on loopback.
     static let receiveCapacity = 64 * 1024
@@ -242,8 +251,6 @@ final class EpollLoop: EventLoop, @unchecked Sendable {  // mutable state: `shar
             runTimers()
             runTasks()
         }
-        Glibc.close(wakeFD)
-        Glibc.close(epoll)
         stopped.signal()
     }
 

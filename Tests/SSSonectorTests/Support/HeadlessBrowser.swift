@@ -58,8 +58,7 @@ final class HeadlessBrowser {
         defer { for pointer in argv { free(pointer) } }
         let spawned = posix_spawn(&pid, Self.executable, &actions, nil, &argv, environ)
         guard spawned == 0 else {
-            Glibc.close(commands)
-            Glibc.close(answers)
+            close()  // the pipes, once: deinit (which runs for a class whose init throws) finds it closed
             throw Failure(description: "posix_spawn \(Self.executable): \(spawned)")
         }
         do {
