@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -19,10 +20,14 @@ public final class EchoServer: Sendable {
         case sink
     }
 
-    /// Listens on `host:port` (port 0: any free port).
-    public static func start(host: String = "127.0.0.1", port: Int = 0, mode: Mode = .echo,
+    /// Listens on `host:port` (port 0: any free port). `sharingPort` sets SO_REUSEPORT, so that
+    /// another socket of this user may hold the port while this one listens, and before and
+    /// after (the tests stop and restart an upstream that way without ever freeing its port).
+    public static func start(host: String = "127.0.0.1", port: Int = 0, mode: Mode = .echo, sharingPort: Bool = false,
                              group: EventLoopGroup) async throws -> EchoServer {
-        try await bootstrap(mode: mode, group: group).bind(host: host, port: port).map(EchoServer.init).get()
+        try await bootstrap(mode: mode, group: group)
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: sharingPort ? 1 : 0)
+            .bind(host: host, port: port).map(EchoServer.init).get()
     }
 
     /// `start` for synchronous callers (command-line tools).

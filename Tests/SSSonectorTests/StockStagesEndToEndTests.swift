@@ -111,23 +111,24 @@ import SSSonectorDemo
     }
 
     @Test func anUpstreamThatStopsListeningIsMarkedUnhealthyThenComesBack() async throws {
-        let echoes = try await EchoUpstreams(count: 3)
+        let echoes = try await EchoUpstreams(count: 3, sharingPorts: true)
         let downPort = echoes.ports[2]
         let file = pipelineFile(upstreams: [("a", echoes.ports[0]), ("b", echoes.ports[1]), ("c", downPort)], stages: """
             [{"name": "lb", "plugin": "balancer",
               "config": {"health_check": "50ms", "unhealthy_threshold": 2, "healthy_threshold": 2}}]
             """)
         try await withHost(file) { port, runtime in
+            // The port stays held, bound but not listening (connects are refused), from before
+            // the server stops until after it is back: a test running alongside could
+            // otherwise be given it for a listener of its own.
+            let held = try RefusingPort(holding: downPort)
             await echoes.servers[2].stop()
-            // Hold the port, bound but not listening (connects are refused): a test running
-            // alongside could otherwise be given it for a listener of its own.
-            let held = PortHold(port: downPort)
             #expect(eventually { stats(runtime, "lb")["upstreams"]?["c"]?["healthy"] == false })
             let before = stats(runtime, "lb")["upstreams"]?["c"]?["total"]
             for i in 0..<9 { #expect(exchange(port, seed: UInt8(i))) }
             #expect(stats(runtime, "lb")["upstreams"]?["c"]?["total"] == before)  // no connection went to c
-            held.release()
-            let back = try await EchoServer.start(port: downPort, group: EchoUpstreams.group)
+            let back = try await EchoServer.start(port: downPort, sharingPort: true, group: EchoUpstreams.group)
+            held.stop()
             #expect(eventually { stats(runtime, "lb")["upstreams"]?["c"]?["healthy"] == true })
             for i in 0..<9 { #expect(exchange(port, seed: UInt8(i))) }
             #expect(stats(runtime, "lb")["upstreams"]?["c"]?["total"] != before)
@@ -175,8 +176,8 @@ import SSSonectorDemo
             #expect(runtime.counters.figures[.failedConnects] == attempts)  // no connect attempted
             #expect(runtime.counters.rejectedByReason["circuit_open"] == 5)
             // Upstream a comes back; after the reset timeout a trial succeeds and closes it.
+            let back = try await EchoServer.start(port: p1.port, sharingPort: true, group: EchoUpstreams.group)
             p1.stop()
-            let back = try await EchoServer.start(port: p1.port, group: EchoUpstreams.group)
             #expect(eventually { exchange(port) })
             #expect(stats(runtime, "breaker")["upstreams"]?["a"]?["state"] == "closed")
             await back.stop()

@@ -22,8 +22,12 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
         if let executable { process.executableURL = URL(fileURLWithPath: executable) }
         self.process = process
         expected = pipelines
+        // At the end of the output, each handler removes itself: Foundation calls a handler
+        // again and again with no data once a pipe is at its end, a thread spinning until the
+        // handle goes.
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
             guard let self, !data.isEmpty else { return }
             self.lock.lock()
             self.stdoutText += String(decoding: data, as: UTF8.self)
@@ -35,6 +39,7 @@ final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
         }
         err.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
             guard let self, !data.isEmpty else { return }
             self.lock.lock()
             self.stderrText += String(decoding: data, as: UTF8.self)

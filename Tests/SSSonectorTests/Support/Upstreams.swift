@@ -9,8 +9,10 @@ final class EchoUpstreams: @unchecked Sendable {
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     private(set) var servers: [EchoServer] = []
 
-    init(count: Int) async throws {
-        for _ in 0..<count { servers.append(try await EchoServer.start(group: Self.group)) }
+    /// `sharingPorts`: SO_REUSEPORT on each listener, for a test that stops one and holds its
+    /// port (`RefusingPort(holding:)`).
+    init(count: Int, sharingPorts: Bool = false) async throws {
+        for _ in 0..<count { servers.append(try await EchoServer.start(sharingPort: sharingPorts, group: Self.group)) }
     }
 
     var ports: [Int] { servers.map(\.port) }
@@ -46,30 +48,4 @@ func echoExchange(_ port: Int, size: Int = 512, seed: UInt8 = 1) -> Bool {
 /// Deterministic test bytes.
 func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed)) }
-}
-
-/// A loopback port held by a socket bound to it that does not listen: connects to it are
-/// refused, and nothing else on the machine can be given it until `release`.
-final class PortHold {
-    private var fd: Int32
-
-    init(port: Int) {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-    }
-
-    func release() {
-        if fd >= 0 { close(fd) }
-        fd = -1
-    }
-
-    deinit { release() }
 }
