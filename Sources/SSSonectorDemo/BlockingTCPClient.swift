@@ -22,7 +22,7 @@ public final class BlockingTCPClient: @unchecked Sendable {  // a socket: one th
     /// Connects to an IPv4 or IPv6 literal; `timeoutSeconds` bounds every receive.
     public init(host: String, port: Int, timeoutSeconds: Int = 10) throws(Failure) {
         guard let address = try? SocketAddress(ipAddress: host, port: port) else { throw .connect(EINVAL) }
-        fd = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -13,6 +13,15 @@ final class HeadlessBrowser {
 
     static let executable = "/usr/bin/chromium"
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which the Glibc
+    /// module does not export (it is a GNU extension): found by name at run time.
+    private static let addCloseFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32 = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            fatalError("glibc 2.34 or later is needed (posix_spawn_file_actions_addclosefrom_np)")
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     private var pid: pid_t = 0
     private let commands: Int32
     private let answers: Int32
@@ -43,6 +52,10 @@ final class HeadlessBrowser {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, browserReads, 3)
         posix_spawn_file_actions_adddup2(&actions, browserWrites, 4)
+        // Nothing else of this process reaches the browser. SwiftNIO opens its sockets without
+        // close-on-exec: a browser that inherited another test's connection kept it open after
+        // that test closed it (no FIN went out, and a listener it held went on accepting).
+        guard Self.addCloseFrom(&actions, 5) == 0 else { throw Failure(description: "posix_spawn_file_actions_addclosefrom_np failed") }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         // Headless, as root (no sandbox), and quiet: nothing reaches for the network on its own.

@@ -11,7 +11,7 @@ struct LoopbackSocket {
     var port: Int { Int(UInt16(bigEndian: address.sin_port)) }
 
     init(port: Int = 0, listenBacklog backlog: Int32?, beforeBind configure: (Int32) -> Void = { _ in }) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         configure(fd)
         var address = sockaddr_in()
