@@ -5,7 +5,7 @@
 #   benchmarks/instructions.sh            # no stages
 #   STAGES=4 benchmarks/instructions.sh   # the four stock stages, limits never reached
 #   PROXY=haproxy benchmarks/instructions.sh   # HAProxy (mode tcp, nbthread 1), counted the same way
-#   DATA_PATH=epoll benchmarks/instructions.sh # SSSonector's epoll data path (default: nio)
+#   DATA_PATH=nio benchmarks/instructions.sh   # SSSonector's SwiftNIO data path (default: auto, epoll)
 # Each figure is a difference of two runs of the same load (a short and a long one) over the
 # difference of their counts, so start-up and connection set-up cancel out; instruction counts
 # are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
@@ -58,7 +58,7 @@ CFG
   PIDS+=($HOST)
   for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 else
-  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error --data-path "${DATA_PATH:-nio}" "$D/pipeline.json" > "$D/host.log" 2>&1 &
+  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error --data-path "${DATA_PATH:-auto}" "$D/pipeline.json" > "$D/host.log" 2>&1 &
   HOST=$!
   PIDS+=($HOST)
   for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done

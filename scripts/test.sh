@@ -2,7 +2,7 @@
 # The whole test run, what CI runs (.ci/run): installs what the build and the tests need from
 # Debian when it is missing, then
 #   1. the test suite (unit, plugin loading, end-to-end through real sockets and real .so files),
-#      then the suites that start hosts once more on the other data path (epoll);
+#      then the suites that start hosts once more on the other data path (SwiftNIO);
 #   2. each libFuzzer target for a short, bounded time (scripts/fuzz.sh), on the kept corpus;
 #   3. the chain, relay, stage, fault, warm-pool, reverse-tunnel, asynchronous-admission and
 #      shared-rate-limit suites under ThreadSanitizer (scripts/sanitizers.sh).
@@ -20,13 +20,13 @@ swift test
 echo "test suite: $(( $(date +%s) - start )) s"
 [ "${SSSONECTOR_QUICK:-0}" = 1 ] && exit 0
 
-# The suites that start hosts, again on the other data path: the default is SwiftNIO, so this
-# pass puts every plain pipeline on the epoll path (auto; docs/testing.md).
+# The suites that start hosts, again on the other data path: by default plain pipelines run on
+# the epoll path (auto), so this pass puts every pipeline on SwiftNIO (docs/testing.md).
 start=$(date +%s)
 hosts="RelayEndToEndTests|AdminEndToEndTests|ReloadEndToEndTests|StockStagesEndToEndTests|FaultInjectionTests"
 hosts+="|AsyncAdmissionTests|SharedRateLimitEndToEndTests|StatusPageBrowserTests|BenchCountsTests"
-SSSONECTOR_TEST_DATA_PATH=auto swift test --skip-build --filter "$hosts"
-echo "end-to-end suites on the epoll data path: $(( $(date +%s) - start )) s"
+SSSONECTOR_TEST_DATA_PATH=nio swift test --skip-build --filter "$hosts"
+echo "end-to-end suites on the SwiftNIO data path: $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
 scripts/fuzz.sh "${SSSONECTOR_FUZZ_SECONDS:-60}"

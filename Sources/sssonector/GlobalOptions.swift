@@ -13,7 +13,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Event loops (default: the CPUs this process may use).")
     var threads: Int?
 
-    @Option(help: "Which code moves the bytes of pipelines that do not set connection.data_path: nio (the default), auto (epoll where the pipeline allows it, else nio; the faster), or epoll (plain TCP only; an error for others).")
+    @Option(help: "Which code moves the bytes of pipelines that do not set connection.data_path: auto (the default: epoll where the pipeline allows it, else nio), nio (SwiftNIO channels for every pipeline), or epoll (plain TCP only; an error for others).")
     var dataPath: DataPathChoice = .hostDefault
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {

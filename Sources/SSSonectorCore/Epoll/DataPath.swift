@@ -10,10 +10,10 @@ public enum DataPath: String, Sendable {
 
 /// What a pipeline (`connection.data_path`) or the command line (`--data-path`) asks for.
 public enum DataPathChoice: String, Sendable, CaseIterable {
-    /// What a host runs pipelines that do not choose on, unless `--data-path` says otherwise.
-    /// SwiftNIO until the epoll path's one open failure under the full test suite is
-    /// understood (docs/testing.md, "Both data paths"); `auto` is the faster choice.
-    public static let hostDefault = DataPathChoice.nio
+    /// What a host runs pipelines that do not choose on, unless `--data-path` says otherwise:
+    /// the faster path wherever the pipeline allows it (benchmarks/README.md, "The epoll data
+    /// path"); both pass the same end-to-end suites (docs/testing.md, "Both data paths").
+    public static let hostDefault = DataPathChoice.auto
 
     /// epoll where the pipeline allows it, else SwiftNIO.
     case auto
