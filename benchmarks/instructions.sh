@@ -9,8 +9,9 @@
 # Each figure is a difference of two runs of the same load (a short and a long one) over the
 # difference of their counts, so start-up and connection set-up cancel out; instruction counts
 # are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
-# callgrind dump there (requests.out, connections.out) for callgrind_annotate. About 2 minutes.
+# callgrind dump there (echo-host.out, connect-host.out) for callgrind_annotate. About 2 minutes.
 source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/callgrind.sh"
 set -e
 command -v valgrind > /dev/null || sudo apt-get install -y valgrind > /dev/null
 C=$D/stripped
@@ -53,37 +54,15 @@ frontend f
 backend b
     server s 127.0.0.1:$ECHO_PORT
 CFG
-  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" haproxy -db -f "$D/haproxy.cfg" > "$D/host.log" 2>&1 &
-  HOST=$!
-  PIDS+=($HOST)
+  counted host haproxy -db -f "$D/haproxy.cfg"
   for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 else
-  valgrind --tool=callgrind --callgrind-out-file="$D/cg.out" "$C/sssonector" run --threads 1 --log-level error --data-path "${DATA_PATH:-auto}" "$D/pipeline.json" > "$D/host.log" 2>&1 &
-  HOST=$!
-  PIDS+=($HOST)
+  counted host "$C/sssonector" run --threads 1 --log-level error --data-path "${DATA_PATH:-auto}" "$D/pipeline.json"
   for _ in $(seq 600); do grep -q "listening on" "$D/host.log" && break; sleep 0.1; done
   PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$D/host.log" | head -1)
 fi
 [ -n "$PORT" ] || { echo "the proxy did not start:" >&2; cat "$D/host.log" >&2; exit 1; }
 
-# Instructions and completed messages of one load: "INSTRUCTIONS COUNT".
-measure() {  # mode connections seconds
-  callgrind_control -z "$HOST" > /dev/null 2>&1
-  local n
-  n=$("$R/sssonector-bench" load -target "127.0.0.1:$PORT" -mode "$1" -connections "$2" -duration "$3" -warmup 0 \
-      -payload 64 -threads 1 -json | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
-  rm -f "$D"/cg.out.*
-  callgrind_control -d "$HOST" > /dev/null 2>&1
-  local dump
-  dump=$(ls "$D"/cg.out.* | tail -1)
-  echo "$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump") $n"
-  [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; cp "$dump" "$PROFILE/$1.out"; }
-}
-per() {  # mode connections short long -> instructions per message
-  read -r i1 n1 <<< "$(measure "$1" "$2" "$3")"
-  read -r i2 n2 <<< "$(measure "$1" "$2" "$4")"
-  python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
-}
-echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}, data path: ${DATA_PATH:-nio}"
+echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}, data path: ${DATA_PATH:-auto}"
 echo "per keep-alive request (10 connections, 64-byte echo): $(per echo 10 2s 6s)"
 echo "per connection (10 loops: connect, one 64-byte echo, close): $(per connect 10 3s 9s)"

@@ -14,10 +14,7 @@ extension StatusPageScript {
       const upstream = path("pipelines", pipeline, "upstreams", u.name);
       const actions = [];
       if (u.draining) {
-        actions.push(button("restore", "restore", at, {
-          title: `Restore ${u.name}`, detail: `${u.name} takes new connections again.`,
-          request: () => ({ method: "PATCH", path: upstream, body: { draining: false } }),
-        }));
+        actions.push(restore(pipeline, { name: u.name, address: u.address, weight: u.weight }, true));
       } else {
         actions.push(button("drain", "drain", at, {
           title: `Drain ${u.name}`,
@@ -42,9 +39,21 @@ extension StatusPageScript {
     }
 
     function removedActions(pipeline, saved) {
+      return restore(pipeline, saved, false);
+    }
+
+    // Restoring races the host: a draining upstream leaves the set once its last connection
+    // has closed, which may fall between the page's last refresh and the click. The request
+    // the page's view calls for goes first (present: PATCH draining false; gone: POST it back);
+    // an answer saying the view was old (404: it left; 409: it is still there) sends the other.
+    function restore(pipeline, saved, present) {
+      const patch = () => ({ method: "PATCH", path: path("pipelines", pipeline, "upstreams", saved.name), body: { draining: false } });
+      const post = () => ({ method: "POST", path: path("pipelines", pipeline, "upstreams"), body: saved });
       return button("restore", "restore", { "data-pipeline": pipeline, "data-upstream": saved.name }, {
-        title: `Restore ${saved.name}`, detail: `Adds ${saved.name} (${saved.address}) back with weight ${saved.weight}.`,
-        request: () => ({ method: "POST", path: path("pipelines", pipeline, "upstreams"), body: saved }),
+        title: `Restore ${saved.name}`,
+        detail: present ? `${saved.name} takes new connections again.` : `Adds ${saved.name} (${saved.address}) back with weight ${saved.weight}.`,
+        request: present ? patch : post,
+        otherwise: present ? { status: 404, request: post } : { status: 409, request: patch },
         done: () => page.drained.delete(pipeline + "/" + saved.name),
       });
     }
@@ -103,7 +112,11 @@ extension StatusPageScript {
       $("confirm").close();
       const request = spec.request(values);
       try {
-        const response = await api(request.method, request.path, request.body);
+        let response = await api(request.method, request.path, request.body);
+        if (spec.otherwise && response.status === spec.otherwise.status) {
+          const second = spec.otherwise.request();
+          response = await api(second.method, second.path, second.body);
+        }
         const text = await response.text();
         let answer = {};
         try { answer = JSON.parse(text); } catch { answer = { error: text }; }

@@ -1,0 +1,40 @@
+# Sourced by the instruction-count scripts (after common.sh): the difference-of-two-runs count
+# of one load through processes running under `valgrind --tool=callgrind`.
+# Set before use: PORT (where the load goes), COUNTED (the pids under callgrind, each writing
+# $D/cg-<name>.out.*; every one is summed), PAYLOAD (bytes per message, default 64).
+# PROFILE=DIR keeps each long run's dumps there (<mode>-<name>.out) for callgrind_annotate.
+
+# Instructions (summed over COUNTED) and completed messages of one load: "INSTRUCTIONS COUNT".
+measure() {  # mode connections seconds
+  local pid
+  for pid in $COUNTED; do callgrind_control -z "$pid" > /dev/null 2>&1; done
+  local n
+  n=$("$R/sssonector-bench" load -target "127.0.0.1:$PORT" -mode "$1" -connections "$2" -duration "$3" -warmup 0 \
+      -payload "${PAYLOAD:-64}" -threads 1 -json | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
+  rm -f "$D"/cg-*.out.*
+  for pid in $COUNTED; do callgrind_control -d "$pid" > /dev/null 2>&1; done
+  local total=0 dump count
+  for dump in "$D"/cg-*.out.*; do
+    count=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump")
+    total=$((total + count))
+    [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; cp "$dump" "$PROFILE/$1-$(basename "${dump%%.out.*}").out"; }
+  done
+  echo "$total $n"
+}
+
+# Instructions per message: the difference of a short and a long run over the difference of
+# their messages, so start-up and set-up cancel out.
+per() {  # mode connections short long
+  read -r i1 n1 <<< "$(measure "$1" "$2" "$3")"
+  read -r i2 n2 <<< "$(measure "$1" "$2" "$4")"
+  python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
+}
+
+# Starts `valgrind --tool=callgrind` on a command, named NAME; adds it to COUNTED and PIDS.
+counted() {  # name command...
+  local name=$1
+  shift
+  valgrind --tool=callgrind --callgrind-out-file="$D/cg-$name.out" "$@" > "$D/$name.log" 2>&1 &
+  COUNTED="${COUNTED:-} $!"
+  PIDS+=($!)
+}
