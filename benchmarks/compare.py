@@ -73,13 +73,20 @@ def free_port():
     return port
 
 
-def start(cmd, cpu=None, wait_line=None, wait_port=None):
+LOGS = []  # files holding the stderr of SSSonector's hosts, shown when a run fails
+
+
+def start(cmd, cpu=None, wait_line=None, wait_port=None, log=None):
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu)] + cmd
     # stdout is read only up to the line waited for; otherwise it goes nowhere (a pipe nobody
-    # reads fills up and blocks the process: iperf3 -s prints a report per test).
+    # reads fills up and blocks the process: iperf3 -s prints a report per test). stderr goes
+    # to `log` when given (a file, which never blocks the writer), else nowhere.
+    errors = open(log, "w") if log else subprocess.DEVNULL
+    if log:
+        LOGS.append(log)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE if wait_line else subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, text=True)
+                         stderr=errors, text=True)
     PROCS.append(p)
     line = ""
     if wait_line:
@@ -95,6 +102,14 @@ def start(cmd, cpu=None, wait_line=None, wait_port=None):
             except OSError:
                 time.sleep(0.05)
     return p, line
+
+
+def show_logs():
+    """Prints what SSSonector's hosts wrote (at --log-level error) to stderr."""
+    for log in LOGS:
+        text = open(log).read() if os.path.exists(log) else ""
+        if text:
+            print(f"--- {os.path.basename(log)}:\n{text[-3000:]}", file=sys.stderr)
 
 
 def stop(p):
@@ -279,7 +294,7 @@ stream {{ {servers} }}
                 "stages": json.loads(stage_list)})))
         p, line = start([f"{release_bin}/sssonector", "run", "--threads", str(threads), "--log-level", "error",
                          "--data-path", path] + files,
-                        cpu=cpu, wait_line="listening on")
+                        cpu=cpu, wait_line="listening on", log=f"{tmp}/{name}.log")
         lines = [line] + [p.stdout.readline() for _ in UPSTREAMS[1:]]
         ports = {}
         for text in lines:  # "pipeline bench-http listening on 127.0.0.1:PORT"
@@ -410,7 +425,11 @@ def main():
             with tempfile.TemporaryDirectory() as tmp:
                 upstreams = start_upstreams(tmp, 1 if pinned else None, bench_bin)
                 targets = start_targets(tmp, upstreams, pinned, release_bin, args.data_paths.split(","))
-                results = measure(targets, Loads(bench_bin, 1 if pinned else None), args)
+                try:
+                    results = measure(targets, Loads(bench_bin, 1 if pinned else None), args)
+                except Exception:
+                    show_logs()  # before the folder with the logs goes
+                    raise
                 title = ("pinned: proxy on CPU 0 (1 thread/worker), load and upstreams on CPU 1" if pinned
                          else "unpinned: proxies use every core, scheduler places everything")
                 out.append(table(results, title))
@@ -418,6 +437,7 @@ def main():
                 for p in PROCS:
                     stop(p)
                 PROCS.clear()
+                LOGS.clear()
     finally:
         for p in PROCS:
             stop(p)

@@ -98,7 +98,9 @@ import Testing
         #expect(eventually { (try? httpJSON("GET", port: admin, "/stats").json["pipelines"]?["test"]?["connections"]?["active"]) == 0 })
         let after = try httpJSON("GET", port: admin, "/stats").json
         #expect(upstreamTotal(after, "u1") == upstreamTotal(before, "u1").map { $0 + 10 })
-        #expect(upstreamTotal(after, "u0") == upstreamTotal(before, "u0"))
+        // u0 may have left the set meanwhile (a drained upstream does once it has no connection);
+        // if it is still there, it took none.
+        #expect(upstreamTotal(after, "u0").map { $0 == upstreamTotal(before, "u0") } ?? true)
 
         // Restore it from the page: it takes new connections again.
         _ = try browser.evaluate(#"document.querySelector('button[data-action="restore"][data-upstream="u0"]').click() ?? true"#)
