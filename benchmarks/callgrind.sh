@@ -30,6 +30,15 @@ per() {  # mode connections short long
   python3 -c "print(f'{($i2 - $i1) / ($n2 - $n1):,.0f} instructions ($n1 and $n2 messages)')"
 }
 
+# The host and the stock stage libraries without debug info, in $C: valgrind reads a binary's
+# debug info at start, which takes minutes for the production host.
+strip_host() {
+  C=$D/stripped
+  mkdir -p "$C"
+  strip --strip-debug -o "$C/sssonector" "$R/sssonector"
+  for lib in "$R"/lib{ratelimit,tracker,balancer,breaker}.so; do strip --strip-debug -o "$C/$(basename "$lib")" "$lib"; done
+}
+
 # Starts `valgrind --tool=callgrind` on a command, named NAME; adds it to COUNTED and PIDS.
 counted() {  # name command...
   local name=$1

@@ -14,10 +14,7 @@ source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/callgrind.sh"
 set -e
 command -v valgrind > /dev/null || sudo apt-get install -y valgrind > /dev/null
-C=$D/stripped
-mkdir -p "$C"
-strip --strip-debug -o "$C/sssonector" "$R/sssonector"
-for lib in "$R"/lib{ratelimit,tracker,balancer,breaker}.so; do strip --strip-debug -o "$C/$(basename "$lib")" "$lib"; done
+strip_host
 
 "$R/sssonector-bench" echo -listen 127.0.0.1:0 > "$D/echo.log" 2>&1 &
 PIDS+=($!)

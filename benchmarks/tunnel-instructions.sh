@@ -12,6 +12,7 @@ source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/callgrind.sh"
 set -e
 command -v valgrind > /dev/null || apt-get install -y valgrind > /dev/null
+strip_host
 "$R/sssonector" certs init --out "$D/certs" --name localhost > /dev/null
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ECHO_PORT=$(free_port) SERVER_PORT=$(free_port) PORT=$(free_port)
@@ -60,8 +61,8 @@ JSON
    "tls": {"ca": "certs/ca.pem", "cert": "certs/client.pem", "key": "certs/client.key", "server_name": "localhost"}}],
  "connection": {"max_connections": 100000, "idle_timeout": "5m"}}
 JSON
-  counted server "$R/sssonector" run --threads 1 --log-level error "$D/server.json"
-  counted client "$R/sssonector" run --threads 1 --log-level error "$D/client.json"
+  counted server "$C/sssonector" run --threads 1 --log-level error "$D/server.json"
+  counted client "$C/sssonector" run --threads 1 --log-level error "$D/client.json"
 fi
 for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
