@@ -157,6 +157,12 @@ import Testing
         withUnsafeMutableBytes(of: &v4.addr) { raw in for (i, b) in [192, 0, 2, 255].enumerated() { raw[i] = UInt8(b) } }
         #expect(ConnectionChain.formatIP(v4, into: out) == 11)
         #expect(String(cString: out) == "192.0.2.255")
+        for octets in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 0, 200, 7], [127, 99, 100, 9], [1, 10, 101, 250]] {
+            withUnsafeMutableBytes(of: &v4.addr) { raw in for (i, b) in octets.enumerated() { raw[i] = UInt8(b) } }
+            let expected = octets.map(String.init).joined(separator: ".")
+            #expect(ConnectionChain.formatIP(v4, into: out) == expected.utf8.count)
+            #expect(String(cString: out) == expected)
+        }
         #expect(ConnectionChain.formatIP(sss_addr(), into: out) == 0)
         #expect(String(cString: out) == "")
     }
