@@ -11,7 +11,7 @@
 # are exact and repeatable, unlike seconds on a shared machine. PROFILE=DIR keeps each long run's
 # callgrind dump there (echo-host.out, connect-host.out) for callgrind_annotate. About 2 minutes.
 source "$(dirname "$0")/common.sh"
-source "$(dirname "$0")/callgrind.sh"
+source benchmarks/callgrind.sh  # common.sh moved to the repository root
 set -e
 command -v valgrind > /dev/null || sudo apt-get install -y valgrind > /dev/null
 strip_host

@@ -9,7 +9,7 @@
 #   PROFILE=DIR ...                                   # keep the dumps for callgrind_annotate
 # Figures are differences of a short and a long run (benchmarks/callgrind.sh). About 3 minutes.
 source "$(dirname "$0")/common.sh"
-source "$(dirname "$0")/callgrind.sh"
+source benchmarks/callgrind.sh  # common.sh moved to the repository root
 set -e
 command -v valgrind > /dev/null || apt-get install -y valgrind > /dev/null
 strip_host
@@ -21,33 +21,10 @@ PIDS+=($!)
 listening "$ECHO_PORT"
 
 if [ "${TUNNEL:-sssonector}" = stunnel ]; then
-  command -v stunnel4 > /dev/null || { apt-get update -qq && apt-get install -y -qq stunnel4 > /dev/null; }
-  cat > "$D/server.conf" <<CONF
-foreground = yes
-pid =
-[srv]
-accept = 127.0.0.1:$SERVER_PORT
-connect = 127.0.0.1:$ECHO_PORT
-cert = $D/certs/server.pem
-key = $D/certs/server.key
-CAfile = $D/certs/ca.pem
-verifyChain = yes
-CONF
-  cat > "$D/client.conf" <<CONF
-foreground = yes
-pid =
-[cli]
-client = yes
-accept = 127.0.0.1:$PORT
-connect = 127.0.0.1:$SERVER_PORT
-cert = $D/certs/client.pem
-key = $D/certs/client.key
-CAfile = $D/certs/ca.pem
-verifyChain = yes
-checkHost = localhost
-CONF
-  counted server stunnel4 "$D/server.conf"
-  counted client stunnel4 "$D/client.conf"
+  source benchmarks/stunnel.sh
+  stunnel_configs "$ECHO_PORT" "$SERVER_PORT" "$PORT"
+  counted server stunnel4 "$D/stunnel-server.conf"
+  counted client stunnel4 "$D/stunnel-client.conf"
 else
   cat > "$D/server.json" <<JSON
 {"version": 1, "name": "ts", "listen": {"address": "127.0.0.1:$SERVER_PORT",

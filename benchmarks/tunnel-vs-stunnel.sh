@@ -6,37 +6,14 @@
 # Usage: benchmarks/tunnel-vs-stunnel.sh   (installs stunnel4 with apt-get when missing)
 set -u
 cd "$(dirname "$0")/.."
-command -v stunnel4 > /dev/null || { apt-get update -qq && apt-get install -y -qq stunnel4 > /dev/null; }
 scripts/build-release.sh > /dev/null
 R=$(scripts/build-release.sh --show-bin-path)
 D=$(mktemp -d)
 trap 'rm -rf "$D"' EXIT
 rm -rf $D/certs; $R/sssonector certs init --out $D/certs --name localhost > /dev/null
 $R/sssonector-bench echo -listen 127.0.0.1:19601 -threads 1 > /dev/null 2>&1 & E=$!
-cat > $D/stunnel-server.conf <<CONF
-foreground = yes
-pid =
-[srv]
-accept = 127.0.0.1:19611
-connect = 127.0.0.1:19601
-cert = $D/certs/server.pem
-key = $D/certs/server.key
-CAfile = $D/certs/ca.pem
-verifyChain = yes
-CONF
-cat > $D/stunnel-client.conf <<CONF
-foreground = yes
-pid =
-[cli]
-client = yes
-accept = 127.0.0.1:19612
-connect = 127.0.0.1:19611
-cert = $D/certs/client.pem
-key = $D/certs/client.key
-CAfile = $D/certs/ca.pem
-verifyChain = yes
-checkHost = localhost
-CONF
+source benchmarks/stunnel.sh
+stunnel_configs 19601 19611 19612
 stunnel4 $D/stunnel-server.conf > /dev/null 2>&1 & S1=$!
 stunnel4 $D/stunnel-client.conf > /dev/null 2>&1 & S2=$!
 cat > $D/server.json <<JSON
