@@ -465,24 +465,22 @@ extension ConnectionChain {
     /// `String` per connection.
     static func formatIP(_ address: sss_addr, into out: UnsafeMutablePointer<CChar>) -> Int {
         var bytes = address.addr
-        if UInt32(address.family) == UInt32(SSS_AF_INET) {
+        switch UInt32(address.family) {
+        case UInt32(SSS_AF_INET):
             return withUnsafeBytes(of: &bytes) { formatIPv4($0, into: out) }
+        case UInt32(SSS_AF_INET6):
+            guard withUnsafeBytes(of: &bytes, { inet_ntop(AF_INET6, $0.baseAddress, out, socklen_t(ipTextCapacity)) }) != nil else { break }
+            return strlen(out)
+        default:
+            break
         }
-        let family: Int32? = switch UInt32(address.family) {
-        case UInt32(SSS_AF_INET): AF_INET
-        case UInt32(SSS_AF_INET6): AF_INET6
-        default: nil
-        }
-        guard let family, withUnsafeBytes(of: &bytes, { inet_ntop(family, $0.baseAddress, out, socklen_t(ipTextCapacity)) }) != nil else {
-            out.initialize(to: 0)
-            return 0
-        }
-        return strlen(out)
+        out.initialize(to: 0)
+        return 0
     }
 
-    /// Dotted decimal from the address's first four bytes, written digit by digit. glibc's `inet_ntop` formats IPv4 with `sprintf`:
-    /// about 1,500 instructions on every accepted connection (benchmarks/README.md, "The epoll
-    /// data path"), for four numbers below 256.
+    /// Dotted decimal from the address's first four bytes, written digit by digit. glibc's
+    /// `inet_ntop` formats IPv4 with `sprintf`: about 1,700 instructions on every accepted
+    /// connection (benchmarks/README.md, "The epoll data path"), for four numbers below 256.
     private static func formatIPv4(_ octets: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<CChar>) -> Int {
         var length = 0
         for index in 0..<4 {
