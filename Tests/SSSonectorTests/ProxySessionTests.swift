@@ -29,6 +29,9 @@ import Testing
         #expect(rig.client.deliveredText == "answer")
         rig.session.inputClosed(.upstream)
         #expect(rig.client.outputShut)
+        // The first FIN leaves the connection open; the second is followed by the close, which
+        // a transport may let send it.
+        #expect(upstream.shutdownsBeforeClose == 0 && rig.client.shutdownsBeforeClose == 1)
         #expect(rig.session.state == .closed && rig.client.closed && upstream.closed)
         #expect(rig.closeRecord == "close clientEOF up=11 down=6 attempts=1 rejected_by= reason=0")
         #expect(rig.figure(.bytesUp) == 11 && rig.figure(.bytesDown) == 6 && rig.figure(.active) == 0)
@@ -61,6 +64,7 @@ import Testing
         rig.send("still talking", from: .client)
         rig.session.inputClosed(.client)
         #expect(upstream.deliveredText == "still talking" && upstream.outputShut)
+        #expect(rig.client.shutdownsBeforeClose == 0 && upstream.shutdownsBeforeClose == 1)
         #expect(rig.closeRecord == "close upstreamEOF up=13 down=5 attempts=1 rejected_by= reason=0")
     }
 
@@ -75,6 +79,7 @@ import Testing
         rig.session.inputClosed(.upstream)
         #expect(rig.client.outputShut)
         #expect(rig.session.state == .relaying)  // one half-close still in flight
+        #expect(rig.client.shutdownsBeforeClose == 0)  // so the client's FIN is not the last step
         upstream.completeShutdown()
         #expect(rig.session.state == .closed)
         #expect(rig.closeRecord == "close clientEOF up=2 down=4 attempts=1 rejected_by= reason=0")

@@ -32,6 +32,8 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
     private var writable = true
     /// Runs once every pending byte is out: the output is then shut (`shutdownOutputAfterWrites`).
     private var afterWrites: ((Error?) -> Void)?
+    /// The session closes this socket right after its FIN, so the close sends it.
+    private var finAtClose = false
     /// A write failed; reported from the loop, not from inside the session's own call.
     private var writeError: Int32 = 0
     /// Zero-copy (splice) for a direction no stage inspects, once a read filled the receive
@@ -84,8 +86,12 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
         guard !closed else { return }
         if connecting != nil {
             guard events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 else { return }
-            let code = Self.socketError(fd)
-            guard code == 0 else { return connectFailed(IOError(errnoCode: code, reason: "connect")) }
+            // A failed connect raises EPOLLERR (and EPOLLHUP); EPOLLOUT alone means connected,
+            // so only a failure pays for the `getsockopt` that names its error.
+            if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                let code = Self.socketError(fd)
+                return connectFailed(IOError(errnoCode: code == 0 ? ECONNREFUSED : code, reason: "connect"))
+            }
             connected()
             guard !closed else { return }
         }
@@ -333,14 +339,17 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
     /// Every byte goes out at once or waits in `pending`: nothing to flush.
     func flush() {}
 
-    func shutdownOutputAfterWrites(_ done: @escaping (Error?) -> Void) {
+    func shutdownOutputAfterWrites(thenClose: Bool, _ done: @escaping (Error?) -> Void) {
         guard !closed else { return done(IOError(errnoCode: EBADF, reason: "shutdown")) }
+        finAtClose = thenClose
         if pendingBytes == 0 { return shutdownOutput(done) }
         afterWrites = done
     }
 
+    /// With `finAtClose`, no `shutdown`: the close that follows sends the same FIN (the input
+    /// ended, so nothing unread turns it into a reset), one system call fewer per connection.
     private func shutdownOutput(_ done: (Error?) -> Void) {
-        if Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 { return done(nil) }
+        if finAtClose || Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 { return done(nil) }
         done(IOError(errnoCode: errno, reason: "shutdown"))
     }
 

@@ -152,7 +152,9 @@ extension ProxySession {
         guard state == .relaying, pipes[direction].readyToForwardEOF else { return }
         pipes[direction].eof = .forwarding
         pipes[direction].unflushed = false
-        endpoint(direction.sink)?.shutdownOutputAfterWrites { [self] error in eofDrained(direction, error) }
+        // The sink's own input ended already: once this FIN is out, both directions are done.
+        let thenClose = pipes[direction.sink.outgoing].eof == .delivered
+        endpoint(direction.sink)?.shutdownOutputAfterWrites(thenClose: thenClose) { [self] error in eofDrained(direction, error) }
     }
 
     private func eofDrained(_ direction: RelayDirection, _ error: Error?) {

@@ -47,8 +47,10 @@ protocol RelayEndpoint: AnyObject {
     /// Sends what `write` queued.
     func flush()
     /// Shuts the output (a FIN) once every byte written before has gone out. `done` gets nil
-    /// then, or the error that kept the bytes from going out.
-    func shutdownOutputAfterWrites(_ done: @escaping (Error?) -> Void)
+    /// then, or the error that kept the bytes from going out. With `thenClose`, the session
+    /// closes the side as soon as `done` reports success (its input ended already), so a
+    /// transport whose close sends that FIN itself may leave it to the close.
+    func shutdownOutputAfterWrites(thenClose: Bool, _ done: @escaping (Error?) -> Void)
     /// Issues the read the session held back (backpressure); the transport reads on its own
     /// until the session holds back the next one.
     func resumeReading()

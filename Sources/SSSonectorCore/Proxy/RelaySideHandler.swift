@@ -197,7 +197,8 @@ final class RelaySideHandler: ChannelDuplexHandler, RelayEndpoint {
     /// On a plain socket whose writes NIO has all written (or never had), every byte is with
     /// the kernel already, so the output is shut at once: 14,000 instructions fewer per
     /// connection than the empty write and its promise (benchmarks/README.md).
-    func shutdownOutputAfterWrites(_ done: @escaping (Error?) -> Void) {
+    /// The output is shut even with `thenClose`: on TLS, the shutdown is the close_notify.
+    func shutdownOutputAfterWrites(thenClose: Bool, _ done: @escaping (Error?) -> Void) {
         guard let context else { return done(ChannelError.ioOnClosedChannel) }
         if directSocket != -1, writesInNIO == 0 {
             context.close(mode: .output, promise: nil)

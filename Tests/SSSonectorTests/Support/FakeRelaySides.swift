@@ -14,6 +14,8 @@ final class FakeEndpoint: RelayEndpoint {
     private(set) var resumedReads = 0
     private(set) var closed = false
     private(set) var outputShut = false
+    /// Shutdowns the session announced as followed by the close (`thenClose`).
+    private(set) var shutdownsBeforeClose = 0
     private(set) var toldConnected = 0
     /// Whether a shutdown completes at once (else `completeShutdown` completes it).
     var shutdownCompletesAtOnce = true
@@ -31,8 +33,9 @@ final class FakeEndpoint: RelayEndpoint {
         queued.removeAll()
     }
 
-    func shutdownOutputAfterWrites(_ done: @escaping (Error?) -> Void) {
+    func shutdownOutputAfterWrites(thenClose: Bool, _ done: @escaping (Error?) -> Void) {
         flush()
+        shutdownsBeforeClose += thenClose ? 1 : 0
         if shutdownCompletesAtOnce {
             outputShut = true
             done(nil)
