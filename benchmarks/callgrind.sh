@@ -39,11 +39,19 @@ strip_host() {
   for lib in "$R"/lib{ratelimit,tracker,balancer,breaker}.so; do strip --strip-debug -o "$C/$(basename "$lib")" "$lib"; done
 }
 
-# Starts `valgrind --tool=callgrind` on a command, named NAME; adds it to COUNTED and PIDS.
-counted() {  # name command...
+# Becomes (exec) a command under callgrind, dumps named after NAME: only ever run it in the
+# background (`callgrind NAME cmd... &`), so $! is valgrind's pid. Names are written out in every
+# dump (not numbered once for the whole run), so each dump reads on its own in callgrind_annotate.
+callgrind() {  # name command...
   local name=$1
   shift
-  valgrind --tool=callgrind --callgrind-out-file="$D/cg-$name.out" "$@" > "$D/$name.log" 2>&1 &
+  exec valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$D/cg-$name.out" "$@"
+}
+
+# Starts `callgrind` on a command, named NAME; adds it to COUNTED and PIDS.
+counted() {  # name command...
+  local name=$1
+  callgrind "$@" > "$D/$name.log" 2>&1 &
   COUNTED="${COUNTED:-} $!"
   PIDS+=($!)
 }

@@ -19,7 +19,7 @@ strip_host
 
 start_echo
 # The stripped host (valgrind reads debug info for minutes otherwise), counted from its start.
-HOST_BIN=$C/sssonector start_proxy valgrind --tool=callgrind --callgrind-out-file="$D/cg-host.out"
+HOST_BIN=$C/sssonector start_proxy callgrind host
 COUNTED=$PROXY_PID
 
 echo "proxy: ${PROXY:-sssonector}, stages: ${STAGES:-0}, data path: ${DATA_PATH:-auto}"
