@@ -325,9 +325,11 @@ def idle_memory(port, pids, count=1000):
 
 
 def measure(targets, loads, args):
-    """Each repetition runs every target once, in turn: the machine's drift (this VM's speed
-    moves by tens of percent within minutes) then spreads over all targets instead of landing
-    on whichever was measured at a bad moment."""
+    """Each repetition runs each load against every target in turn, before the next load: this
+    VM's speed moves by tens of percent within minutes, so the figures compared with each other
+    are taken within seconds of each other, and the drift spreads over all targets instead of
+    landing on whichever was measured at a bad moment. The order of the targets rotates with
+    each repetition."""
     rows = {name: {k: [] for k in ("http_rps", "http_p50", "http_p99", "connect_cps", "bulk1", "bulk8", "cpu_req_us", "cpu_conn_us", "idle_kib")}
             for name in targets}
     for name, (ports, proc) in targets.items():
@@ -336,31 +338,45 @@ def measure(targets, loads, args):
             # Once, first, on the fresh process: after the loads (or a first round of idle
             # connections) the allocator reuses freed memory and the growth reads near zero.
             rows[name]["idle_kib"].append(idle_memory(ports["echo"], pids))
+    names = list(targets)
     for rep in range(args.reps):
-        for name, (ports, proc) in targets.items():
-            print(f"  measuring {name}, repetition {rep + 1} ...", file=sys.stderr)
-            measure_once(rows[name], ports, proc, loads, args)
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for load in (measure_http, measure_connect, measure_bulk):
+            for name in order:
+                ports, proc = targets[name]
+                print(f"  {load.__name__[8:]}: {name}, repetition {rep + 1} ...", file=sys.stderr)
+                load(rows[name], ports, proxy_pids(proc) if proc else [], loads, args)
     return {name: {k: statistics.median(v) if v else None for k, v in r.items()} for name, r in rows.items()}
 
 
-def measure_once(rows, ports, proc, loads, args):
-    """One repetition of every load against one target, into `rows`."""
-    pids = proxy_pids(proc) if proc else []
-    cpu = lambda: sum(cpu_seconds(p) for p in pids)
-    c0 = cpu()
+def proxy_cpu(pids):
+    return sum(cpu_seconds(p) for p in pids)
+
+
+def measure_http(rows, ports, pids, loads, args):
+    """Keep-alive HTTP requests: rate, latency and the proxy's CPU per request."""
+    c0 = proxy_cpu(pids)
     rps, p50, p99, requests = loads.http(ports["http"], args.duration, 0)
-    c1 = cpu()
+    c1 = proxy_cpu(pids)
     rows["http_rps"].append(rps)
     rows["http_p50"].append(p50)
     rows["http_p99"].append(p99)
     if pids and requests:
         rows["cpu_req_us"].append((c1 - c0) / requests * 1e6)
-    c0 = cpu()
+
+
+def measure_connect(rows, ports, pids, loads, args):
+    """New connections: rate and the proxy's CPU per connection."""
+    c0 = proxy_cpu(pids)
     cps = loads.connect(ports["echo"], args.duration, 0)
-    c1 = cpu()
+    c1 = proxy_cpu(pids)
     rows["connect_cps"].append(cps)
     if pids and cps > 0:
         rows["cpu_conn_us"].append((c1 - c0) / (cps * args.duration) * 1e6)
+
+
+def measure_bulk(rows, ports, pids, loads, args):
+    """Bulk transfer, one stream and eight."""
     rows["bulk1"].append(loads.bulk(ports["bulk"], 1, args.duration))
     rows["bulk8"].append(loads.bulk(ports["bulk"], 8, args.duration))
 
