@@ -131,6 +131,15 @@ import Testing
         #expect(p.afterFailure(untried: 2, decision: none) == .giveUp)
     }
 
+    @Test func retryPlannerLetsItsRoundGoOnceConnected() {
+        var p = RetryPlanner(retryAttempts: 3, retryInterval: 1_000)
+        p.attempting(upstreamID: 1)
+        p.attempting(upstreamID: 2)
+        #expect(p.triedThisRound == [1, 2])
+        p.connected()
+        #expect(p.triedThisRound.isEmpty && p.attempts == 2)  // the attempts stay for the close record
+    }
+
     @Test func retryPlannerObeysStages() {
         var p = RetryPlanner(retryAttempts: 0, retryInterval: 1_000)
         p.attempting(upstreamID: 1)

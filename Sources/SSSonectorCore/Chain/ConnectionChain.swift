@@ -34,10 +34,7 @@ public final class ConnectionChain {
     /// Per-stage, per-direction: the stage has been told about EOF.
     private let eofOffered: UnsafeMutablePointer<Bool>
     /// This connection's copy of the upstream set (live `active` figures), built on demand.
-    private var upstreamItems: UnsafeMutablePointer<sss_upstream>?
-    private var upstreamItemsCapacity = 0
     private let upstreamSet: UnsafeMutablePointer<sss_upstream_set>
-    private var eligible: [UInt8] = []
 
     /// How `open` ended.
     public enum OpenOutcome: Equatable {
@@ -114,7 +111,6 @@ public final class ConnectionChain {
         assert(isClosed || entered == 0, "a connection chain was dropped without close")
         if !isClosed && entered > 0 { close(CloseInfo(cause: SSS_CLOSE_ERROR), now: conn.pointee.now_ns) }
         arena.deallocate()
-        upstreamItems?.deallocate()
         free(peerIdentity)
     }
 
@@ -215,14 +211,29 @@ public final class ConnectionChain {
     public func choose(from snapshot: UpstreamSnapshot, tried: Set<UInt64>, now: UInt64) -> Choice {
         let count = snapshot.count
         guard count > 0 else { return .noUpstream }
-        let set = prepareView(snapshot)
-        eligible.removeAll(keepingCapacity: true)
-        for entry in snapshot.entries { eligible.append(entry.draining ? 0 : 1) }
+        // The stages' view of the set and the eligibility flags live for this call only, on the
+        // stack for any usual count: nothing is allocated for them, and nothing stays allocated
+        // for an idle connection (its memory is a target: benchmarks/README.md).
+        return withUnsafeTemporaryAllocation(of: sss_upstream.self, capacity: count) { items in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { eligible in
+                let base = items.baseAddress!
+                base.initialize(repeating: sss_upstream(), count: count)
+                snapshot.fillView(items: base, set: upstreamSet)
+                defer { upstreamSet.pointee.items = nil }  // the view ends with the call
+                for (i, entry) in snapshot.entries.enumerated() { eligible[i] = entry.draining ? 0 : 1 }
+                return choose(from: snapshot, tried: tried, now: now, set: UnsafePointer(upstreamSet), eligible: eligible)
+            }
+        }
+    }
+
+    private func choose(from snapshot: UpstreamSnapshot, tried: Set<UInt64>, now: UInt64,
+                        set: UnsafePointer<sss_upstream_set>, eligible: UnsafeMutableBufferPointer<UInt8>) -> Choice {
+        let count = snapshot.count
         conn.pointee.now_ns = now
         for i in 0..<entered where connectionEvents[i] & SSS_EV_FILTER_UPSTREAMS != 0 {
             let h = hooks[i]
             sss_hook_enter(h.name, UInt32(SSS_HOOK_FILTER))
-            eligible.withUnsafeMutableBufferPointer { h.onFilter?(h.inst, conn, slots + i, set, $0.baseAddress) }
+            h.onFilter?(h.inst, conn, slots + i, set, eligible.baseAddress)
             sss_hook_leave()
         }
         if !tried.isEmpty {
@@ -237,7 +248,7 @@ public final class ConnectionChain {
             let h = hooks[i]
             var index: UInt32 = UInt32.max
             sss_hook_enter(h.name, UInt32(SSS_HOOK_SELECT))
-            let answer = eligible.withUnsafeBufferPointer { h.onSelect?(h.inst, conn, slots + i, set, $0.baseAddress, &index) } ?? SSS_SELECT_NO_OPINION
+            let answer = h.onSelect?(h.inst, conn, slots + i, set, UnsafePointer(eligible.baseAddress), &index) ?? SSS_SELECT_NO_OPINION
             sss_hook_leave()
             if answer == SSS_SELECT_REJECT { return .rejected(stage: i) }
             if answer == SSS_SELECT_CHOSEN, Int(index) < count, eligible[Int(index)] != 0 {
@@ -290,21 +301,6 @@ public final class ConnectionChain {
             }
         }
         return first
-    }
-
-    private func prepareView(_ snapshot: UpstreamSnapshot) -> UnsafePointer<sss_upstream_set> {
-        let items: UnsafeMutablePointer<sss_upstream>
-        if let existing = upstreamItems, upstreamItemsCapacity >= snapshot.count {
-            items = existing
-        } else {
-            upstreamItems?.deallocate()
-            items = .allocate(capacity: snapshot.count)
-            items.initialize(repeating: sss_upstream(), count: snapshot.count)
-            upstreamItems = items
-            upstreamItemsCapacity = snapshot.count
-        }
-        snapshot.fillView(items: items, set: upstreamSet)
-        return UnsafePointer(upstreamSet)
     }
 
     // MARK: data

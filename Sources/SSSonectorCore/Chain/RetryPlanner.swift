@@ -36,6 +36,12 @@ public struct RetryPlanner: Sendable {
         triedThisRound.insert(upstreamID)
     }
 
+    /// The connect succeeded: no round follows, so the tried set is let go (an idle
+    /// connection keeps no allocation for it).
+    public mutating func connected() {
+        triedThisRound = []
+    }
+
     /// After a failed attempt: `untried` is how many eligible upstreams this round has not
     /// tried; `decision` the stages' opinion.
     public mutating func afterFailure(untried: Int, decision: sss_retry_decision) -> Next {

@@ -212,6 +212,7 @@ final class ProxySession {
             _ = chain.report(outcome: SSS_CONNECT_OK, upstream: index, in: current, attempt: planner.attempts,
                              osErrno: 0, latency: latency, remainingUntried: 0, now: now, pooled: servedByPool)
             connectLatency = latency
+            planner.connected()
             pipeline.counters.connected(latency: latency)
             if !servedByPool {
                 pipeline.pools.noteColdConnect(current.entries[index], loopIndex: loopIndex, nanoseconds: latency)
