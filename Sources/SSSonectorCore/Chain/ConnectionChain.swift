@@ -33,7 +33,8 @@ public final class ConnectionChain {
     public private(set) var wantsSlices = false
     /// Per-stage, per-direction: the stage has been told about EOF.
     private let eofOffered: UnsafeMutablePointer<Bool>
-    /// This connection's copy of the upstream set (live `active` figures), built on demand.
+    /// The upstream set's header as stages see it; during `choose` its items point at that
+    /// call's copy of the set (live `active` figures), and at nothing otherwise.
     private let upstreamSet: UnsafeMutablePointer<sss_upstream_set>
 
     /// How `open` ended.

@@ -90,7 +90,7 @@ final class SocketEndpoint: RelayEndpoint, EpollSource, UpstreamAttempt, EpollTi
             // so only a failure pays for the `getsockopt` that names its error.
             if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
                 let code = Self.socketError(fd)
-                return connectFailed(IOError(errnoCode: code == 0 ? ECONNREFUSED : code, reason: "connect"))
+                if code != 0 { return connectFailed(IOError(errnoCode: code, reason: "connect")) }
             }
             connected()
             guard !closed else { return }
