@@ -129,6 +129,71 @@ import Testing
         await echoes.stop()
     }
 
+    /// Clicks the page's `selector` button, fills the confirmation's `fields`, checks the request
+    /// it shows is `request` (method, path, JSON body), and confirms it (or cancels it).
+    func act(in browser: HeadlessBrowser, clicking selector: String, fields: [(String, String)] = [],
+             showing request: String, confirm: Bool = true) throws {
+        #expect(try browser.waitFor("document.querySelector('\(selector)') !== null"), "no \(selector) on the page")
+        _ = try browser.evaluate("document.querySelector('\(selector)').click() ?? true")
+        #expect(try browser.waitFor(#"document.getElementById("confirm").open"#))
+        for (name, value) in fields {
+            let input = #"document.querySelector('#confirm-fields input[name="\#(name)"]')"#
+            _ = try browser.evaluate(#"(\#(input).value = "\#(value)", \#(input).dispatchEvent(new Event("input")), true)"#)
+        }
+        #expect(try browser.json(#"document.getElementById("confirm-request").textContent"#) == .string(request))
+        _ = try browser.evaluate(#"document.getElementById("confirm-\#(confirm ? "ok" : "cancel")").click() ?? true"#)
+        #expect(try browser.waitFor(#"!document.getElementById("confirm").open"#))
+    }
+
+    @Test func itsWeightRateAndBreakerButtonsChangeTheHostAndACancelledOneChangesNothing() async throws {
+        let echoes = try await EchoUpstreams(count: 2)
+        let refusing = try RefusingPort()
+        defer { refusing.stop() }
+        let file = pipelineFile(upstreams: [("u0", echoes.ports[0]), ("dead", refusing.port), ("u1", echoes.ports[1])], stages: """
+            [{"name": "limit", "plugin": "ratelimit", "config": {"default_rate": 1000, "default_burst": 1000}},
+             {"name": "breaker", "plugin": "breaker", "config": {"max_failures": 1, "reset_timeout": "1h"}},
+             {"name": "lb", "plugin": "balancer", "config": {"health_check": "0s", "max_retries": 2}}]
+            """)
+        let host = try HostProcess(["run", "--admin", "127.0.0.1:0", file], pipelines: 2)
+        defer { host.stop() }
+        let port = try #require(host.port(of: "test"))
+        let admin = try #require(host.adminPort)
+        func figure(_ path: String...) -> JSONValue? {
+            (try? httpJSON("GET", port: admin, "/stats")).flatMap { value(at: ["pipelines", "test"] + path, in: $0.json) }
+        }
+
+        // Round robin reaches "dead" within three connections: its refused connect opens its
+        // circuit (one failure is enough here), and that client is retried on another upstream.
+        #expect((0..<3).allSatisfy { _ in echoExchange(port) })
+        #expect(eventually { figure("stages", "breaker", "upstreams", "dead", "state") == "open" })
+
+        let browser = try HeadlessBrowser()
+        defer { browser.close() }
+        try browser.open("http://127.0.0.1:\(admin)/")
+
+        // A cancelled dialog sends nothing: u0 keeps its weight (checked below, after a later
+        // action from the same page has landed).
+        try act(in: browser, clicking: #"button[data-action="weight"][data-upstream="u0"]"#, fields: [("weight", "9")],
+                showing: #"PATCH /pipelines/test/upstreams/u0 {"weight":9}"#, confirm: false)
+
+        try act(in: browser, clicking: #"button[data-action="reset-breaker"][data-upstream="dead"]"#,
+                showing: #"POST /pipelines/test/stages/breaker/control {"op":"reset","upstream":"dead"}"#)
+        #expect(eventually { figure("stages", "breaker", "upstreams", "dead", "state") == "closed" })
+        #expect(try browser.waitFor(#"document.querySelector('button[data-action="reset-breaker"]') === null"#))
+
+        try act(in: browser, clicking: #"button[data-action="weight"][data-upstream="u1"]"#, fields: [("weight", "7")],
+                showing: #"PATCH /pipelines/test/upstreams/u1 {"weight":7}"#)
+        #expect(eventually { figure("upstreams", "u1", "weight") == 7 })
+        #expect(figure("upstreams", "u0", "weight") == 1)
+
+        try act(in: browser, clicking: #"button[data-action="set-rate"][data-stage="limit"]"#, fields: [("rate", "50"), ("burst", "60")],
+                showing: #"POST /pipelines/test/stages/limit/control {"op":"set_rate","rate":50,"burst":60}"#)
+        #expect(eventually { figure("stages", "limit", "default_rate") == 50 && figure("stages", "limit", "default_burst") == 60 })
+        // The page shows what it set.
+        #expect(try browser.waitFor(#"document.querySelector('[data-stat=\'["pipelines","test","stages","limit","default_rate"]\']')?.dataset.value === "50""#))
+        await echoes.stop()
+    }
+
     @Test func aRelaysPageShowsItsServicesAndConnectorsAndAConnectorsPageItsTunnel() async throws {
         let echoes = try await EchoUpstreams(count: 1)
         let tunnel = try ReverseTunnelHosts()

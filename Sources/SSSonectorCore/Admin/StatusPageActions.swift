@@ -102,7 +102,9 @@ extension StatusPageScript {
     }
 
     $("confirm-cancel").addEventListener("click", () => { pending = null; $("confirm").close(); });
-    $("confirm").addEventListener("close", () => { pending = null; });
+    // A dialog's close event is queued, so it may arrive after the next action has opened the
+    // dialog again (cancel, then a quick click elsewhere): that action stays pending.
+    $("confirm").addEventListener("close", () => { if (!$("confirm").open) pending = null; });
 
     $("confirm-ok").addEventListener("click", async () => {
       const spec = pending;

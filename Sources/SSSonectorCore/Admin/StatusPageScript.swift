@@ -323,7 +323,8 @@ enum StatusPageScript {
         el("thead", {}, el("tr", {}, el("th", { text: labelOf(path[path.length - 1]) }), columns.map((c) => el("th", { text: labelOf(c) })))),
         el("tbody", {}, rows.map(([key, cells]) => {
           const byColumn = new Map(cells.map(([keys, value]) => [keys.join("."), [keys, value]]));
-          return el("tr", {}, el("td", { text: key }), columns.map((c) => {
+          // A list's records are ranked (a top-N list), so its first column reads #1, #2, ...
+          return el("tr", {}, el("td", { text: Array.isArray(records) ? "#" + (Number(key) + 1) : key }), columns.map((c) => {
             const cell = byColumn.get(c);
             return el("td", {}, cell ? stat([...path, key, ...cell[0]], cell[1]) : "–");
           }));
