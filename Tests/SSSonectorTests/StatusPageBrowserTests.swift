@@ -44,7 +44,9 @@ import Testing
 
     @Test func thePageShowsWhatStatsSaysAndItsDrainButtonStopsNewConnectionsToThatUpstream() async throws {
         let echoes = try await EchoUpstreams(count: 2)
-        let file = pipelineFile(upstreams: [("u0", echoes.ports[0]), ("u1", echoes.ports[1])], stages: Self.stages)
+        // With a warm pool, so the page has pool figures to draw.
+        let file = pipelineFile(upstreams: [("u0", echoes.ports[0]), ("u1", echoes.ports[1])], stages: Self.stages,
+                                connection: #"{"pool": {"enabled": true, "min_idle": 1}}"#)
         let host = try HostProcess(["run", "--admin", "127.0.0.1:0", file], pipelines: 2)
         defer { host.stop() }
         let port = try #require(host.port(of: "test"))
@@ -77,6 +79,13 @@ import Testing
                     continue
                 }
                 #expect((0...20).contains(rate), "\(path) on the page: \(valueText)")
+            } else if path.suffix(2) == ["pool", "idle"] {
+                // The pool refills and retires idle connections on its own, traffic or not.
+                guard case .number(let idle) = drawnValue, case .number? = value(at: path, in: stats) else {
+                    Issue.record("\(path) on the page: \(valueText), in /stats: \(String(describing: value(at: path, in: stats)))")
+                    continue
+                }
+                #expect(idle >= 0 && idle == idle.rounded(), "\(path) on the page: \(valueText)")
             } else {
                 #expect(value(at: path, in: stats) == drawnValue, "\(path) on the page: \(valueText)")
             }
@@ -88,7 +97,7 @@ import Testing
             }
         }
         for figure in ["connections/total", "connections/bytes_up", "connections/bytes_down", "upstreams/u0/total",
-                       "upstreams/u1/active", "upstreams/u1/weight", "stages/limit/allowed", "stages/stats/accepted",
+                       "upstreams/u1/active", "upstreams/u1/weight", "upstreams/u0/pool/hits", "upstreams/u1/pool/idle", "stages/limit/allowed", "stages/stats/accepted",
                        "stages/breaker/upstreams/u0/state", "listener/state"] {
             #expect(compared.contains("pipelines/test/" + figure), "the page shows no \(figure)")
         }
