@@ -47,7 +47,12 @@ struct JSONParser {
     }
 
     private mutating func skipSpace() {
-        while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
+        while i < bytes.count {
+            switch bytes[i] {
+            case 0x20, 0x09, 0x0A, 0x0D: i += 1
+            default: return
+            }
+        }
     }
 
     private mutating func parseValue() throws(JSONSyntaxError) -> JSONValue {
@@ -81,7 +86,9 @@ struct JSONParser {
         defer { depth -= 1 }
         i += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        // Keys already in this object. Most objects are small, and comparing with their few
+        // keys is cheaper than hashing; a set is built once an object grows past a handful.
+        var seen: Set<String>? = nil
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -91,7 +98,14 @@ struct JSONParser {
             let keyStart = i
             let key = try parseString()
             // Strict parsers refuse a repeated key: "last one wins" would hide the first.
-            guard seen.insert(key).inserted else {
+            let repeated: Bool
+            if seen == nil, members.count < 16 {
+                repeated = members.contains { $0.0 == key }
+            } else {
+                if seen == nil { seen = Set(members.map(\.0)) }
+                repeated = !seen!.insert(key).inserted
+            }
+            guard !repeated else {
                 path.append(.key(key))
                 let where_ = pathText
                 i = keyStart
@@ -134,7 +148,16 @@ struct JSONParser {
 
     private mutating func parseString() throws(JSONSyntaxError) -> String {
         i += 1
-        var out: [UInt8] = []
+        // Most strings have no escape: decode them straight from the input, with no buffer.
+        let start = i
+        var end = i
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            i = end + 1
+            return String(decoding: bytes[start..<end], as: UTF8.self)
+        }
+        var out = Array(bytes[start..<end])
+        i = end
         while true {
             guard i < bytes.count else { throw error("unterminated string") }
             let b = bytes[i]

@@ -39,6 +39,14 @@ extension JSONValue {
 
     static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // Names and figures almost never need an escape: appending the whole string at once
+        // is what keeps `/stats` (written once a second per open status page) cheap; scalar by
+        // scalar, quoting was a fifth of its cost.
+        guard s.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) else {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -16,15 +16,9 @@ import SSSonectorDemo
         defer { host.stop() }
         let port = try #require(host.port(of: "test"))
         let admin = try #require(host.adminPort)
-        let bench = Process()
-        bench.executableURL = URL(fileURLWithPath: TestEnvironment.binPath("sssonector-bench"))
-        bench.arguments = ["-target", "127.0.0.1:\(port)", "-mode", "connect", "-connections", "4",
-                           "-duration", "1s", "-warmup", "0s", "--json"]
-        let out = Pipe()
-        bench.standardOutput = out
-        try bench.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        bench.waitUntilExit()
+        let text = try ChildProcess.run(TestEnvironment.binPath("sssonector-bench"),
+                                        ["-target", "127.0.0.1:\(port)", "-mode", "connect", "-connections", "4",
+                                         "-duration", "1s", "-warmup", "0s", "--json"]).stdout
         let result = try JSONValue.parse(text)
         guard case .number(let errors)? = result["errors"] else { Issue.record("no errors in \(text)"); return }
         #expect(errors > 0)

@@ -31,6 +31,29 @@ import Testing
         #expect(throws: JSONSyntaxError.self) { try JSONValue.parse("01") }
     }
 
+    @Test func stringsRoundTripWithAndWithoutEscapesAndARepeatedKeyIsRefusedInObjectsOfAnySize() throws {
+        for text in ["plain", "", "a\"b", "back\\slash", "tab\tend", "\u{1}ctl", "é and 🚀", "\n"] {
+            let written = JSONValue.string(text).jsonText
+            #expect(try JSONValue.parse(written) == .string(text), "\(written)")
+        }
+        #expect(JSONValue.string("a\"b\u{1}").jsonText == #""a\"b\u0001""#)
+        // An escape after plain text, and a string that never ends.
+        #expect(try JSONValue.parse(#""abc\u00e9\/d""#) == .string("abcé/d"))
+        #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(#""abc"#) }
+        #expect(throws: JSONSyntaxError.self) { try JSONValue.parse("\"ab\u{1}c\"") }
+        // Small objects compare keys; past sixteen members a set does: both refuse a repeat,
+        // whether the first of the pair came before the set was built or after.
+        for (count, first, second) in [(3, 0, 2), (40, 1, 39), (40, 20, 30)] {
+            let keys = (0..<count).map { $0 == second ? "k\(first)" : "k\($0)" }
+            let text = "{" + keys.map { #""\#($0)": 1"# }.joined(separator: ", ") + "}"
+            let error = try #require(throws: JSONSyntaxError.self) { try JSONValue.parse(text) }
+            #expect(error.message == #"duplicate key "k\#(first)" (at k\#(first))"#)
+        }
+        let many = "{" + (0..<40).map { #""k\#($0)": \#($0)"# }.joined(separator: ", ") + "}"
+        guard case .object(let members) = try JSONValue.parse(many) else { Issue.record("not an object"); return }
+        #expect(members.map(\.0) == (0..<40).map { "k\($0)" })
+    }
+
     @Test func configObjectGivesTypedValuesAndRejectsUnknownKeys() throws {
         let o = try ConfigObject(try JSONValue.parse(#"{"n": 3, "d": "1s", "s": "x", "typo": 1}"#), path: "stages[0].config")
         #expect(try o.int("n", in: 1...5) == 3)

@@ -213,7 +213,7 @@ import SSSonectorDemo
         _ = try? BlockingTCPClient(host: "127.0.0.1", port: port, timeoutSeconds: 5).receiveToEnd()
         host.process.waitUntilExit()
         // Killed by the signal (or, under a sanitizer, exited by its runtime's report).
-        #expect(host.process.terminationReason == .uncaughtSignal || host.process.terminationStatus != 0)
+        #expect(host.process.terminatedBySignal || host.process.terminationStatus != 0)
         #expect(eventually { host.stderr.contains(#"while stage "bad" ran its on_open hook"#) }, "\(host.stderr.suffix(2000))")
         await echo.stop()
     }

@@ -9,17 +9,10 @@ import Testing
         let corpus = "\(TestEnvironment.repositoryRoot)/Fuzz/corpus/\(target)"
         let inputs = try FileManager.default.contentsOfDirectory(atPath: corpus).count
         #expect(inputs > 0, "the \(target) corpus is empty")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestEnvironment.binPath("sssonector-fuzz"))
-        p.arguments = [target, corpus]
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "sssonector-fuzz \(target) ended with \(p.terminationStatus)")
-        #expect(text.contains("replayed \(inputs) inputs"), "\(text)")
+        let replayed = try ChildProcess.run(TestEnvironment.binPath("sssonector-fuzz"), [target, corpus],
+                                            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        #expect(!replayed.bySignal && replayed.status == 0, "sssonector-fuzz \(target) ended with \(replayed.status)")
+        #expect(replayed.stdout.contains("replayed \(inputs) inputs"), "\(replayed.stdout)")
     }
 
     @Test func thePipelineCorpusReplaysClean() throws {

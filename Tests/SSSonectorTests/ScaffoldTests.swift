@@ -9,18 +9,11 @@ import SSSonectorDemo
 @Suite(.serialized) struct ScaffoldTests {
     /// Runs `command` in `directory`; fails the test with its output if it does not exit 0.
     func run(_ command: [String], in directory: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = command
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        p.standardOutput = output
-        p.standardError = output
-        try p.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(command.joined(separator: " ")) in \(directory):\n\(text.suffix(3000))")
-        if p.terminationStatus != 0 { throw ScaffoldFailure() }
+        // GNU env's --chdir runs the command in `directory`.
+        let finished = try ChildProcess.run("/usr/bin/env", ["--chdir", directory] + command, errorsToOutput: true)
+        let succeeded = finished.status == 0 && !finished.bySignal
+        #expect(succeeded, "\(command.joined(separator: " ")) in \(directory):\n\(finished.stdout.suffix(3000))")
+        if !succeeded { throw ScaffoldFailure() }
     }
 
     struct ScaffoldFailure: Error {}

@@ -38,20 +38,10 @@ import SSSonectorDemo
     /// Runs `openssl ARGS` with `input` on stdin, for at most `seconds` (s_client -quiet keeps
     /// the connection open after its input ends, so the timeout is what ends it).
     func openssl(_ args: [String], input: String = "", seconds: Double = 3) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM.
-        p.arguments = ["timeout", "-s", "KILL", String(seconds), "openssl"] + args
-        let inPipe = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let finished = try ChildProcess.run("/usr/bin/env", ["timeout", "-s", "KILL", String(seconds), "openssl"] + args,
+                                            input: Data(input.utf8))
+        return (finished.status, finished.stdout, finished.stderr)
     }
 
     @Test func certsInitWritesAMutualTLSSetWithPrivateKeysAndSubjectAltNames() throws {
@@ -184,14 +174,9 @@ import SSSonectorDemo
         // connected address, which would make any server_name pass on 127.0.0.1.
         let certs = try certificates(names: ["localhost"])
         let serverPort = try freePortForChildProcess()
-        let sServer = Process()
-        sServer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        sServer.arguments = ["openssl", "s_server", "-quiet", "-rev", "-accept", "127.0.0.1:\(serverPort)",
-                             "-cert", "\(certs)/server.pem", "-key", "\(certs)/server.key",
-                             "-CAfile", "\(certs)/ca.pem", "-Verify", "1"]
-        sServer.standardOutput = FileHandle.nullDevice
-        sServer.standardError = FileHandle.nullDevice
-        try sServer.run()
+        let sServer = try ChildProcess("/usr/bin/env", ["openssl", "s_server", "-quiet", "-rev", "-accept", "127.0.0.1:\(serverPort)",
+                                                        "-cert", "\(certs)/server.pem", "-key", "\(certs)/server.key",
+                                                        "-CAfile", "\(certs)/ca.pem", "-Verify", "1"])
         defer { kill(sServer.processIdentifier, SIGKILL); sServer.waitUntilExit() }
         #expect(eventually { (try? BlockingTCPClient(host: "127.0.0.1", port: serverPort)) != nil })
         let client = try HostProcess(["run", "--log-level", "debug", clientPipeline(certs: certs, remotePort: serverPort)])

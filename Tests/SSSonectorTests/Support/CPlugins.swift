@@ -43,17 +43,10 @@ enum CPlugins {
         try built.withLock { cache in
             if let path = cache[name] { return path }
             let output = "\(directory)/\(name)"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["cc", "-std=c11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
-                                 "-fvisibility=hidden", "-I", include] + defines + [source, "-o", output]
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                throw CompileError(message: "cc failed for \(name): \(text)")
+            let compiled = try ChildProcess.run("/usr/bin/env", ["cc", "-std=c11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                                                                 "-fvisibility=hidden", "-I", include] + defines + [source, "-o", output])
+            guard compiled.status == 0, !compiled.bySignal else {
+                throw CompileError(message: "cc failed for \(name): \(compiled.stderr)")
             }
             cache[name] = output
             return output

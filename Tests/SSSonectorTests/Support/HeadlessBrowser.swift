@@ -13,16 +13,7 @@ final class HeadlessBrowser {
 
     static let executable = "/usr/bin/chromium"
 
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which the Glibc
-    /// module does not export (it is a GNU extension): found by name at run time.
-    private static let addCloseFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32 = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
-            fatalError("glibc 2.34 or later is needed (posix_spawn_file_actions_addclosefrom_np)")
-        }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }()
-
-    private var pid: pid_t = 0
+    private var browser: ChildProcess?
     private let commands: Int32
     private let answers: Int32
     private var received: [UInt8] = []
@@ -36,43 +27,25 @@ final class HeadlessBrowser {
         guard access(Self.executable, X_OK) == 0 else {
             throw Failure(description: "\(Self.executable) is missing: run scripts/install-dependencies.sh (apt-get install chromium)")
         }
-        var toBrowser: [Int32] = [0, 0], fromBrowser: [Int32] = [0, 0]
-        guard pipe(&toBrowser) == 0, pipe(&fromBrowser) == 0 else { throw Failure(description: "pipe: errno \(errno)") }
-        for fd in toBrowser + fromBrowser { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        // Above 64, so that placing them at 3 and 4 in the child never overwrites one another.
-        let browserReads = fcntl(toBrowser[0], F_DUPFD_CLOEXEC, 64), browserWrites = fcntl(fromBrowser[1], F_DUPFD_CLOEXEC, 64)
-        Glibc.close(toBrowser[0])
-        Glibc.close(fromBrowser[1])
+        let toBrowser = try ChildProcess.pipeClosedOnExec(), fromBrowser = try ChildProcess.pipeClosedOnExec()
         commands = toBrowser[1]
         answers = fromBrowser[0]
-        defer { Glibc.close(browserReads); Glibc.close(browserWrites) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, browserReads, 3)
-        posix_spawn_file_actions_adddup2(&actions, browserWrites, 4)
-        // Nothing else of this process reaches the browser. SwiftNIO opens its sockets without
-        // close-on-exec: a browser that inherited another test's connection kept it open after
-        // that test closed it (no FIN went out, and a listener it held went on accepting).
-        guard Self.addCloseFrom(&actions, 5) == 0 else { throw Failure(description: "posix_spawn_file_actions_addclosefrom_np failed") }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        defer { Glibc.close(toBrowser[0]); Glibc.close(fromBrowser[1]) }
         // Headless, as root (no sandbox), and quiet: nothing reaches for the network on its own.
         let arguments = [
-            Self.executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+            "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
             "--user-data-dir=\(profile)", "--window-size=\(width),\(height)", "--hide-scrollbars",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
             "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
             "--disable-domain-reliability", "--disable-features=Translate,OptimizationHints,MediaRouter",
             "about:blank",
         ]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        let spawned = posix_spawn(&pid, Self.executable, &actions, nil, &argv, environ)
-        guard spawned == 0 else {
+        do {
+            // Nothing else of this process reaches the browser (ChildProcess closes the rest).
+            browser = try ChildProcess(Self.executable, arguments, placing: [(toBrowser[0], 3), (fromBrowser[1], 4)])
+        } catch {
             close()  // the pipes, once: deinit (which runs for a class whose init throws) finds it closed
-            throw Failure(description: "posix_spawn \(Self.executable): \(spawned)")
+            throw error
         }
         do {
             let target = try send("Target.createTarget", ["url": "about:blank"])
@@ -139,18 +112,12 @@ final class HeadlessBrowser {
     func close() {
         guard !closed else { return }
         closed = true
-        if pid > 0 {
+        if let browser {
             _ = try? send("Browser.close", [:], timeout: 5)
-            var status: Int32 = 0
             let deadline = Date().addingTimeInterval(5)
-            while waitpid(pid, &status, WNOHANG) == 0 {
-                if Date() > deadline {
-                    kill(pid, SIGKILL)
-                    waitpid(pid, &status, 0)
-                    break
-                }
-                usleep(20_000)
-            }
+            while browser.isRunning && Date() < deadline { usleep(20_000) }
+            if browser.isRunning { kill(browser.processIdentifier, SIGKILL) }
+            browser.waitUntilExit()
         }
         Glibc.close(commands)
         Glibc.close(answers)

@@ -14,7 +14,7 @@ final class RedisServer: @unchecked Sendable {  // one test drives it
     static let cliExecutable = "/usr/bin/redis-cli"
     let socket: String
     private let directory: String
-    private var process: Process?
+    private var process: ChildProcess?
 
     init() throws {
         directory = TestEnvironment.temporaryDirectory()
@@ -32,13 +32,8 @@ final class RedisServer: @unchecked Sendable {  // one test drives it
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw Missing(description: "\(Self.executable) is missing: run scripts/install-dependencies.sh (apt-get install redis-server)")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable)
-        p.arguments = ["--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "",
-                       "--appendonly", "no", "--dir", directory, "--loglevel", "warning"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try ChildProcess(Self.executable, ["--port", "0", "--unixsocket", socket, "--unixsocketperm", "700",
+                                                   "--save", "", "--appendonly", "no", "--dir", directory, "--loglevel", "warning"])
         process = p
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -63,16 +58,8 @@ final class RedisServer: @unchecked Sendable {  // one test drives it
     /// Runs one command with redis-cli; its output without the trailing newline.
     @discardableResult
     func cli(_ arguments: String...) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.cliExecutable)
-        p.arguments = ["-s", socket] + arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return "" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let finished = try? ChildProcess.run(Self.cliExecutable, ["-s", socket] + arguments) else { return "" }
+        return finished.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// `DBSIZE`: keys held now.
