@@ -57,8 +57,8 @@ final class ChildProcess: @unchecked Sendable {  // `status` is guarded by `lock
         defer { for fd in childEnds { close(fd) } }
         var parentEnds: [(fd: Int32, handler: (@Sendable (Data) -> Void)?, writes: Data?)] = []
 
-        // A pipe whose child end sits at 64 or above, so that placing it at 0...4 never
-        // overwrites another descriptor the child is given.
+        // A pipe whose child end sits at 64 or above (as every placed descriptor does before it
+        // is moved), so that moving one to its number never overwrites another still to move.
         func pipeFor(child target: Int32, childReads: Bool) throws -> Int32 {
             let ends = try Self.pipeClosedOnExec()
             let (childEnd, parentEnd) = childReads ? (ends[0], ends[1]) : (ends[1], ends[0])

@@ -4,6 +4,8 @@ import Synchronization
 /// A real `sssonector` process started by a test: it reads the bound ports from the host's
 /// stdout, collects stderr, and is always stopped (SIGTERM, then SIGKILL) by `stop()`.
 final class HostProcess: @unchecked Sendable {  // fields guarded by `lock`
+    /// Set once, in `init`; implicitly unwrapped only so that the output handlers can capture
+    /// `self` before the process they read exists.
     private(set) var process: ChildProcess!
     private let lock = NSLock()
     private var stdoutText = ""
