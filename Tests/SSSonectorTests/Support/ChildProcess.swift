@@ -56,6 +56,8 @@ final class ChildProcess: @unchecked Sendable {  // `status` is guarded by `lock
         var childEnds: [Int32] = []
         defer { for fd in childEnds { close(fd) } }
         var parentEnds: [(fd: Int32, handler: (@Sendable (Data) -> Void)?, writes: Data?)] = []
+        var started = false
+        defer { if !started { for end in parentEnds { close(end.fd) } } }  // a failure below leaks no pipe
 
         // A pipe whose child end sits at 64 or above (as every placed descriptor does before it
         // is moved), so that moving one to its number never overwrites another still to move.
@@ -107,10 +109,10 @@ final class ChildProcess: @unchecked Sendable {  // `status` is guarded by `lock
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
         guard spawned == 0 else {
-            for end in parentEnds { close(end.fd) }
             throw Failure(description: "posix_spawn \(executable): \(String(cString: strerror(spawned)))")
         }
         processIdentifier = pid
+        started = true
 
         for end in parentEnds {
             readers.enter()

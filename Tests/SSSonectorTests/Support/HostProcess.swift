@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A real `sssonector` process started by a test: it reads the bound ports from the host's
 /// stdout, collects stderr, and is always stopped (SIGTERM, then SIGKILL) by `stop()`.
